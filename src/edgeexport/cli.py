@@ -1,0 +1,138 @@
+"""The `edgeexport` command line. Errors become one line on stderr and an exit code:
+0 done (parity passed), 1 conversion failed, 2 bad usage or input, 3 converted but parity failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import edgeexport
+from edgeexport.errors import EdgeExportError, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARITY = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code is 2 as well; one line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document for machines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="TorchScript archive, pickled module, .pt2, .onnx or "
+                                 "package.module:factory")
+    p.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]DIMS[:DTYPE]",
+                   help="one per input, e.g. 1,3,224,224 or input_ids=1,128:int64")
+    p.add_argument("--dynamic-batch", action="store_true", help="keep the batch axis symbolic")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow loading pickled nn.Module files (unpickling runs code)")
+    p.add_argument("--output-names", help="comma-separated names for the outputs")
+    p.add_argument("--no-optimize", action="store_true", help="skip the optimization passes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgeexport import delegates, profile
+
+    parser = _Parser(prog="edgeexport", description="PyTorch to edge artifacts, with parity.")
+    parser.add_argument("--version", action="version", version=f"edgeexport {edgeexport.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("export", help="export a model to the ONNX edge IR")
+    _model_args(p)
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    _common(p)
+
+    p = sub.add_parser("convert", help="export, optimize, emit a target artifact, check parity")
+    _model_args(p)
+    p.add_argument("--target", required=True, choices=list(profile.TARGET_MODULES) + ["all"])
+    p.add_argument("--quantize", choices=["int8", "fp16", "dynamic-int8"])
+    p.add_argument("--calibration-data", help=".npy/.npz file or a folder of images")
+    p.add_argument("--samples", help=".npz (one array per input name, samples on a new leading "
+                                      "axis) of extra inputs to check parity on")
+    p.add_argument("-o", "--output", required=True, help="bundle folder to write")
+    for name in delegates.target_names():
+        group = p.add_argument_group(f"{name} options")
+        delegates.load_target(name).add_options(group)  # type: ignore[arg-type]
+    _common(p)
+
+    p = sub.add_parser("validate", help="re-run parity for a bundle on every available runtime")
+    p.add_argument("bundle")
+    p.add_argument("--per-layer", action="store_true", help="name the first layer out of tolerance")
+    _common(p)
+
+    p = sub.add_parser("inspect", help="coverage of a model on a target, before converting")
+    _model_args(p)
+    p.add_argument("--target", required=True, choices=list(profile.TARGET_MODULES))
+    for name in delegates.target_names():
+        group = p.add_argument_group(f"{name} options")
+        delegates.load_target(name).add_options(group)  # type: ignore[arg-type]
+    _common(p)
+
+    p = sub.add_parser("run", help="run an artifact on inputs")
+    p.add_argument("artifact")
+    p.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE.npy",
+                   help=".npy per input (or one .npz with arrays by input name)")
+    p.add_argument("--runtime", help="runtime name (default: the first that can run it)")
+    p.add_argument("-o", "--output", help=".npz to write the outputs to")
+    _common(p)
+
+    p = sub.add_parser("targets", help="the targets and the op support matrix")
+    p.add_argument("--ops", action="store_true", help="print the full op support matrix")
+    _common(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    as_json = "--json" in argv
+    if not debug:
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        args = build_parser().parse_args(argv)
+        from edgeexport import commands
+
+        return getattr(commands, "cmd_" + args.command)(args)
+    except EdgeExportError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc), exc.exit_code, as_json)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted", 130, as_json)
+        return 130
+    except Exception as exc:  # a bug of ours: say so in one line, traceback with --debug
+        if debug:
+            traceback.print_exc()
+        msg = str(exc).strip().splitlines()
+        _fail(f"internal error: {type(exc).__name__}: {msg[0] if msg else ''} "
+              "(rerun with --debug for the traceback)", EXIT_FAILED, as_json)
+        return EXIT_FAILED
+
+
+def _fail(message: str, code: int, as_json: bool) -> None:
+    print(f"edgeexport: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"ok": False, "exit_code": code, "error": message}))
+
+
+def emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

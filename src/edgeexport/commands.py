@@ -1,0 +1,302 @@
+"""What each `edgeexport` subcommand does; cli.py parses, this module acts and prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeexport import ir as eir
+from edgeexport.cli import EXIT_OK, EXIT_PARITY, emit_json
+from edgeexport.errors import UsageError
+from edgeexport.exporter import parse_input_spec
+from edgeexport.progress import StageProgress
+
+
+def _input_specs(args: argparse.Namespace) -> list:
+    return [parse_input_spec(s) for s in args.input_shape]
+
+
+def _output_names(args: argparse.Namespace) -> list[str] | None:
+    return [n.strip() for n in args.output_names.split(",")] if args.output_names else None
+
+
+def _options(args: argparse.Namespace, target: str) -> Any:
+    from edgeexport.pipeline import ConvertOptions
+
+    return ConvertOptions(
+        target=target, input_specs=_input_specs(args), dynamic_batch=args.dynamic_batch,
+        trust_pickle=args.trust_pickle, optimize=not args.no_optimize,
+        quantize=getattr(args, "quantize", None),
+        calibration_data=getattr(args, "calibration_data", None),
+        output_names=_output_names(args), target_options=args,
+        samples=_load_samples(getattr(args, "samples", None)))
+
+
+def _load_samples(path: str | None) -> list[dict[str, np.ndarray]] | None:
+    if not path:
+        return None
+    p = Path(path)
+    try:
+        data = np.load(p)
+    except Exception as exc:
+        raise UsageError(f"{path}: cannot read samples ({exc}); pass an .npz with one array per "
+                         "input name, samples stacked on a new leading axis") from None
+    if not hasattr(data, "files"):
+        raise UsageError(f"{path}: --samples needs an .npz with one array per input name")
+    n = {data[k].shape[0] for k in data.files}
+    if len(n) != 1:
+        raise UsageError(f"{path}: arrays hold different sample counts {sorted(n)}")
+    return [{k: data[k][i] for k in data.files} for i in range(n.pop())]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from edgeexport.pipeline import Timer, export_and_optimize
+    from edgeexport.validate.bundle import check_output_dir
+
+    out = Path(args.output)
+    check_output_dir(out.parent if str(out.parent) else Path("."))
+    progress = StageProgress(not args.json, total=2)
+    timer = Timer()
+    try:
+        result, report = export_and_optimize(args.model, _options(args, "onnx"), timer, progress)
+    finally:
+        progress.close()
+    eir.save(result.model, out)
+    info = {"ok": True, "output": str(out), "inputs": [s.describe() for s in result.inputs],
+            "outputs": [v.name for v in result.model.graph.outputs],
+            "nodes": len(result.model.graph), "timings_s": timer.seconds,
+            "passes_modified": report.modified}
+    if args.json:
+        emit_json(info)
+    else:
+        print(f"wrote {out}: {info['nodes']} nodes, inputs {' '.join(info['inputs'])}, "
+              f"outputs {', '.join(info['outputs'])} ({sum(timer.seconds.values()):.1f} s)")
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from edgeexport import profile
+    from edgeexport.pipeline import convert
+
+    targets = list(profile.TARGET_MODULES) if args.target == "all" else [args.target]
+    results, worst = [], EXIT_OK
+    for target in targets:
+        out = Path(args.output) / target if args.target == "all" else Path(args.output)
+        if args.target == "all":
+            out.parent.mkdir(parents=True, exist_ok=True)
+        progress = StageProgress(not args.json)
+        try:
+            outcome = convert(args.model, out, _options(args, target), progress)
+        finally:
+            progress.close()
+        results.append(outcome)
+        if not outcome.passed:
+            worst = EXIT_PARITY
+    if args.json:
+        emit_json([{"ok": o.passed, "out": str(o.out), "report": o.report} for o in results]
+                  if len(results) > 1 else {"ok": results[0].passed, "out": str(results[0].out),
+                                            "report": results[0].report})
+    else:
+        for o in results:
+            print_report(o.out, o.report)
+    return worst
+
+
+def print_report(out: Path, report: dict[str, Any], file: Any = None) -> None:
+    file = file or sys.stdout
+    cov = report["coverage"]
+    print(f"{report['target']}: {out / report['artifact']} ({report['artifact_bytes']:,} bytes), "
+          f"{cov['delegated_ops']}/{cov['total_ops']} ops delegated in "
+          f"{cov['partitions']} partition(s)", file=file)
+    print_parity_table(report["parity"], file)
+    t = report["timings_s"]
+    print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()), file=file)
+    print(f"parity: {'PASSED' if report['passed'] else 'FAILED'} (report: "
+          f"{out / 'report.html'})", file=file)
+
+
+def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
+    rows = [("runtime", "device", "executed", "max_abs_err", "max_rel_err", "cosine", "top1",
+             "latency_ms", "result")]
+    for p in parity:
+        def f(v: Any, fmt: str = ".2e") -> str:
+            return "-" if v is None else (format(v, fmt) if isinstance(v, float) else str(v))
+        result = ("passed" if p["passed"] else "FAILED: " + "; ".join(p["violations"])) \
+            if p["executed"] else f"not executed: {p['reason']}"
+        rows.append((p["runtime"], f(p.get("device")), "yes" if p["executed"] else "no",
+                     f(p["max_abs_err"]), f(p["max_rel_err"]), f(p["cosine"], ".6f"),
+                     f(p.get("top1_agreement"), ".2f"), f(p.get("latency_ms"), ".2f"), result))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1], file=file)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from edgeexport import delegates
+    from edgeexport.validate import Tolerance, check_runtime
+    from edgeexport.validate.bundle import load_parity_tensors, read_manifest
+
+    out = Path(args.bundle)
+    manifest = read_manifest(out)
+    target = delegates.load_target(manifest["target"])
+    samples, expected = load_parity_tensors(out, manifest)
+    tol = manifest["tolerances"]
+    tolerance = Tolerance(**tol)
+    artifact = out / manifest["artifact"]
+    parity = [check_runtime(name, artifact, samples, expected, tolerance).to_json()
+              for name in target.runtimes]
+    executed = [p for p in parity if p["executed"]]
+    passed = bool(executed) and all(p["passed"] for p in executed)
+    layers = per_layer(out, manifest, samples[0]) if args.per_layer else None
+    if args.json:
+        emit_json({"ok": passed, "parity": parity, "per_layer": layers})
+    else:
+        print_parity_table(parity)
+        if layers is not None:
+            print_layers(layers)
+        print(f"parity: {'PASSED' if passed else 'FAILED'}")
+    return EXIT_OK if passed else EXIT_PARITY
+
+
+def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray]) -> dict:
+    """Compare every intermediate tensor a runtime exposes with the reference runtime's."""
+    from edgeexport import runtimes
+    from edgeexport.runtimes import reference
+    from edgeexport.validate import error_stats
+
+    ir_path = out / manifest.get("ir", manifest["artifact"])
+    if runtimes.artifact_format(ir_path) != "onnx":
+        raise UsageError(f"{out}: the bundle has no IR model to compare layers with")
+    model = eir.load(ir_path)
+    ref = reference.run(model, feeds, keep_all=True)
+    results = {}
+    for name in runtimes.runtimes_for(runtimes.artifact_format(out / manifest["artifact"])):
+        rt = runtimes.get(name)
+        if name == "reference" or rt.unavailable_reason():
+            continue
+        try:
+            got = rt.load(out / manifest["artifact"]).run_all(feeds)
+        except NotImplementedError:
+            continue
+        rows, first_bad = [], None
+        tol = manifest["tolerances"].get("max_rel_err", 1e-4) or 1e-4
+        for node in model.graph:
+            for v in node.outputs:
+                if v.name in got and v.name in ref:
+                    s = error_stats(ref[v.name], got[v.name])
+                    rows.append({"node": node.name, "op": node.op_type, "tensor": v.name,
+                                 "max_abs_err": s.max_abs_err, "max_rel_err": s.max_rel_err})
+                    if first_bad is None and s.max_rel_err > tol:
+                        first_bad = rows[-1]
+        results[name] = {"layers": rows, "first_over_tolerance": first_bad}
+    return results
+
+
+def print_layers(layers: dict[str, Any]) -> None:
+    for name, r in layers.items():
+        bad = r["first_over_tolerance"]
+        print(f"{name}: {len(r['layers'])} tensors compared; first over tolerance: "
+              + (f"{bad['node']} ({bad['op']}) max_rel_err {bad['max_rel_err']:.2e}"
+                 if bad else "none"))
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from edgeexport import delegates
+    from edgeexport.pipeline import Timer, export_and_optimize
+
+    target = delegates.load_target(args.target)
+    result, _ = export_and_optimize(args.model, _options(args, args.target), Timer())
+    cov = target.coverage(result.model, args).to_json()
+    if args.json:
+        emit_json({"ok": True, "target": args.target, "coverage": cov})
+        return EXIT_OK
+    print(f"{args.target}: {cov['delegated_ops']}/{cov['total_ops']} ops delegated in "
+          f"{cov['partitions']} partition(s)")
+    for fb in cov["fallback"]:
+        print(f"  fallback  {fb['node']:<32} {fb['op']:<20} {fb['reason']}")
+    for note in cov.get("notes", []):
+        print(f"  note: {note}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edgeexport import runtimes
+
+    path = Path(args.artifact)
+    if not path.exists():
+        raise UsageError(f"{path}: no such artifact")
+    fmt = runtimes.artifact_format(path)
+    names = [args.runtime] if args.runtime else runtimes.runtimes_for(fmt)
+    runtime = None
+    for name in names:
+        try:
+            candidate = runtimes.get(name)
+        except KeyError as exc:
+            raise UsageError(str(exc).strip("'\"")) from None
+        if fmt not in candidate.formats:
+            raise UsageError(f"runtime '{name}' does not execute {fmt} artifacts")
+        if candidate.unavailable_reason() is None:
+            runtime = candidate
+            break
+    if runtime is None:
+        raise UsageError(f"{path}: no runtime available here for {fmt} artifacts")
+    feeds = _read_inputs(args.input)
+    session = runtime.load(path)
+    outputs = session.run(feeds)
+    if args.output:
+        np.savez(args.output, **outputs)
+    if args.json:
+        emit_json({"ok": True, "runtime": runtime.name, "device": session.device,
+                   "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name,
+                                   "values": v.ravel()[:16].tolist()} for k, v in outputs.items()}})
+    else:
+        for k, v in outputs.items():
+            print(f"{k}: shape {list(v.shape)} {v.dtype.name} "
+                  f"{np.array2string(v.ravel()[:8], precision=5)}{' ...' if v.size > 8 else ''}")
+    return EXIT_OK
+
+
+def _read_inputs(items: list[str]) -> dict[str, np.ndarray]:
+    feeds: dict[str, np.ndarray] = {}
+    for item in items:
+        name, _, file = item.rpartition("=")
+        try:
+            data = np.load(file)
+        except Exception as exc:
+            raise UsageError(f"{file}: cannot read input ({exc})") from None
+        if hasattr(data, "files"):
+            feeds.update({k: data[k] for k in data.files})
+        else:
+            if not name:
+                raise UsageError(f"--input {item}: name the input as NAME=FILE.npy")
+            feeds[name] = data
+    return feeds
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from edgeexport import delegates, profile
+
+    names = delegates.target_names()
+    matrix = profile.support_matrix()
+    info = [{"target": n, "description": delegates.load_target(n).description,
+             "runtimes": list(delegates.load_target(n).runtimes),
+             "ops_supported": sum(1 for op in matrix if matrix[op].get(n, "no") != "no")}
+            for n in names]
+    if args.json:
+        emit_json({"targets": info, "ops": matrix, "edge_profile_ops": len(profile.EDGE_PROFILE)})
+        return EXIT_OK
+    print(f"edge profile: {len(profile.EDGE_PROFILE)} ONNX ops at opset {eir.OPSET}")
+    for t in info:
+        print(f"  {t['target']:<8} {t['ops_supported']:>3} ops  runtimes: "
+              f"{', '.join(t['runtimes'])}  — {t['description']}")
+    if args.ops:
+        print("\n" + "op".ljust(24) + "".join(n.ljust(10) for n in names))
+        for op, row in matrix.items():
+            cells = {"yes": "yes", "no": "-"}
+            print(op.ljust(24) + "".join(cells.get(row.get(n, "no"), "cond").ljust(10)
+                                         for n in names))
+    return EXIT_OK

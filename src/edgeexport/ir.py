@@ -1,0 +1,107 @@
+"""The IR: ONNX at one fixed opset, held as onnx_ir objects, with load/save helpers.
+
+Every stage takes and returns an `onnx_ir.Model` in the default domain at OPSET.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import onnx_ir as ir
+
+#: The one opset of the IR. 20 is the first with Gelu as a single op; LayerNormalization (17) and
+#: the input-form axes of the Reduce* ops (18) are in; onnxruntime supports it fully.
+OPSET = 20
+#: ONNX's protobuf limit: above it tensors go to external data.
+EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 1024**2
+
+NP_FROM_IR = {
+    ir.DataType.FLOAT: np.float32, ir.DataType.FLOAT16: np.float16, ir.DataType.DOUBLE: np.float64,
+    ir.DataType.INT8: np.int8, ir.DataType.UINT8: np.uint8, ir.DataType.INT16: np.int16,
+    ir.DataType.UINT16: np.uint16, ir.DataType.INT32: np.int32, ir.DataType.UINT32: np.uint32,
+    ir.DataType.INT64: np.int64, ir.DataType.UINT64: np.uint64, ir.DataType.BOOL: np.bool_,
+}
+
+
+def np_dtype(dtype: ir.DataType) -> np.dtype:
+    """numpy dtype of an IR element type (bfloat16 and float8 via ml_dtypes)."""
+    if dtype in NP_FROM_IR:
+        return np.dtype(NP_FROM_IR[dtype])
+    return dtype.numpy()
+
+
+def load(path: str | os.PathLike) -> ir.Model:
+    """Load an .onnx file (and its external data) as an IR model."""
+    return ir.load(os.fspath(path))
+
+
+def to_bytes(model: ir.Model) -> bytes:
+    """Serialize deterministically (no external data); used for hashing and small models."""
+    return ir.to_proto(model).SerializeToString(deterministic=True)
+
+
+def save(model: ir.Model, path: str | os.PathLike) -> None:
+    """Save atomically; weights go to `<name>.data` only above the 2 GB protobuf limit."""
+    path = Path(path)
+    size = sum(v.const_value.nbytes for v in model.graph.initializers.values()
+               if v.const_value is not None)
+    if size > EXTERNAL_DATA_THRESHOLD:
+        ir.save(model, os.fspath(path), external_data=path.name + ".data")
+        return
+    write_atomic(path, to_bytes(model))
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary name in the same folder, then rename over the target."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; artifacts are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def initializer_array(value: ir.Value) -> np.ndarray | None:
+    """The constant behind a value (initializer or Constant node output), else None."""
+    if value.const_value is not None:
+        return value.const_value.numpy()
+    producer = value.producer()
+    if producer is not None and producer.op_type == "Constant" and producer.domain == "":
+        attr = producer.attributes.get("value")
+        if attr is not None:
+            return attr.as_tensor().numpy()
+    return None
+
+
+def op_types(model: ir.Model) -> list[str]:
+    """Op types of the main graph, in order (handy in tests and reports)."""
+    return [n.op_type for n in model.graph]
+
+
+def iter_nodes(graph: ir.Graph) -> Iterable[ir.Node]:
+    """Every node of a graph including those of subgraphs (If/Loop bodies)."""
+    for node in graph:
+        yield node
+        for attr in node.attributes.values():
+            if attr.type == ir.AttributeType.GRAPH:
+                yield from iter_nodes(attr.as_graph())
+            elif attr.type == ir.AttributeType.GRAPHS:
+                for g in attr.as_graphs():
+                    yield from iter_nodes(g)

@@ -1,0 +1,53 @@
+"""Optimization passes on the IR: small onnx_ir passes run by a manager that reports what changed.
+
+`optimize(model)` runs the default pipeline that `export` and `convert` use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import onnx_ir as ir
+from onnx_ir.passes import PassBase, PassManager
+from onnx_ir.passes.common import (CommonSubexpressionEliminationPass, IdentityEliminationPass,
+                                   RemoveUnusedNodesPass, TopologicalSortPass)
+
+
+@dataclass
+class PassReport:
+    ran: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+
+
+def default_passes() -> list[PassBase]:
+    """The passes `export` runs unless --no-optimize. Order matters: cleanup last."""
+    return [
+        IdentityEliminationPass(),
+        CommonSubexpressionEliminationPass(),
+        RemoveUnusedNodesPass(),
+        TopologicalSortPass(),
+    ]
+
+
+def optimize(model: ir.Model, passes: list[PassBase] | None = None, *,
+             steps: int = 4) -> PassReport:
+    """Run the passes (in place) to a fixed point (at most `steps` rounds)."""
+    report = PassReport()
+    passes = default_passes() if passes is None else passes
+    for _ in range(steps):
+        changed = False
+        for p in passes:
+            result = p(model)
+            name = type(p).__name__
+            report.ran.append(name)
+            if result.modified:
+                changed = True
+                if name not in report.modified:
+                    report.modified.append(name)
+            model = result.model
+        if not changed:
+            break
+    return report
+
+
+__all__ = ["PassManager", "PassReport", "default_passes", "optimize"]

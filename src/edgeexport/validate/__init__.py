@@ -1,0 +1,7 @@
+"""Validation: parity of every runtime against PyTorch, and the bundle with its report."""
+
+from edgeexport.validate.metrics import TOLERANCES, ErrorStats, Tolerance, error_stats
+from edgeexport.validate.parity import ParityResult, check_runtime
+
+__all__ = ["TOLERANCES", "ErrorStats", "ParityResult", "Tolerance", "check_runtime",
+           "error_stats"]

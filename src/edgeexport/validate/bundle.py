@@ -1,0 +1,130 @@
+"""The bundle that `convert` writes (see DESIGN.md): artifact, manifest.json, report.json,
+report.html and parity/ raw little-endian tensors. Written in a staging folder, then renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgeexport.errors import UsageError
+from edgeexport.ir import sha256_file
+
+TOOL_PACKAGES = ("edgeexport", "torch", "onnx", "onnx-ir", "onnxscript", "onnxruntime",
+                 "ai-edge-litert", "coremltools", "ncnn", "numpy")
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {}
+    for pkg in TOOL_PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[pkg] = importlib.metadata.version(pkg)
+    return versions
+
+
+def check_output_dir(out: Path) -> None:
+    """Fail early, before any work, when OUT cannot be written."""
+    parent = out.resolve().parent
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory; choose another -o")
+    if not parent.exists():
+        raise UsageError(f"{out}: parent directory {parent} does not exist; create it first")
+    target = out if out.exists() else parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise UsageError(f"{out}: directory is not writable; choose another -o or fix permissions")
+
+
+@contextlib.contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A fresh folder next to OUT; on success it replaces OUT, on failure it disappears."""
+    out = Path(out)
+    check_output_dir(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.resolve().parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.resolve().parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def write_parity_tensors(folder: Path, samples: list[dict[str, np.ndarray]],
+                         expected: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """Raw little-endian .bin files (what native apps read) listed for the manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, (feeds, outs) in enumerate(zip(samples, expected)):
+        for kind, tensors in (("input", feeds), ("expected", outs)):
+            for name, arr in tensors.items():
+                arr = np.ascontiguousarray(arr)
+                le = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+                fname = f"sample{i}_{kind}_{_safe(name)}.bin"
+                (folder / fname).write_bytes(le.tobytes())
+                entries.append({"sample": i, "kind": kind, "tensor": name,
+                                "path": f"parity/{fname}", "shape": list(arr.shape),
+                                "dtype": arr.dtype.name})
+    return entries
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file below root except the manifest itself, by relative path."""
+    hashes = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "manifest.json":
+            hashes[p.relative_to(root).as_posix()] = sha256_file(p)
+    return hashes
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise UsageError(f"{out}: not a bundle (no manifest.json); pass a folder written by "
+                         "`edgeexport convert`")
+    return json.loads(path.read_text())
+
+
+def load_parity_tensors(out: Path, manifest: dict[str, Any]
+                        ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+    samples: dict[int, dict[str, np.ndarray]] = {}
+    expected: dict[int, dict[str, np.ndarray]] = {}
+    for e in manifest.get("parity", []):
+        raw = (Path(out) / e["path"]).read_bytes()
+        arr = np.frombuffer(raw, dtype=np.dtype(e["dtype"]).newbyteorder("<")).reshape(e["shape"])
+        arr = arr.astype(np.dtype(e["dtype"]))
+        (samples if e["kind"] == "input" else expected).setdefault(e["sample"], {})[
+            e["tensor"]] = arr
+    n = max(list(samples) + [-1]) + 1
+    return [samples[i] for i in range(n)], [expected[i] for i in range(n)]

@@ -1,0 +1,109 @@
+"""Error statistics between an expected tensor (PyTorch) and an actual one (a runtime), and the
+tolerances that decide pass/fail per precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass
+class ErrorStats:
+    max_abs_err: float
+    #: max |expected - actual| divided by the range of `expected` (max - min; max|x| if constant)
+    max_rel_err: float
+    cosine: float
+    sqnr_db: float
+    #: fraction of rows whose argmax over the last axis agrees (None when the last axis is 1)
+    top1_agreement: float | None
+
+    def to_json(self) -> dict:
+        return {k: _finite(v) for k, v in asdict(self).items()}
+
+
+def _finite(v: float | None) -> float | str | None:
+    if v is None or np.isfinite(v):
+        return v
+    return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
+
+
+def error_stats(expected: np.ndarray, actual: np.ndarray) -> ErrorStats:
+    """Compare two tensors of the same shape (actual is cast to float64 first)."""
+    e = np.asarray(expected)
+    a = np.asarray(actual)
+    if e.shape != a.shape:
+        if e.size == a.size:
+            a = a.reshape(e.shape)
+        else:
+            raise ValueError(f"shape mismatch: expected {e.shape}, got {a.shape}")
+    if e.dtype == np.bool_ or a.dtype == np.bool_:
+        e, a = e.astype(np.float64), a.astype(np.float64)
+    e = e.astype(np.float64)
+    a = a.astype(np.float64)
+    diff = np.abs(e - a)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    span = float(e.max() - e.min()) if e.size else 0.0
+    if span == 0.0:
+        span = float(np.abs(e).max()) if e.size else 0.0
+    max_rel = max_abs / span if span > 0 else (0.0 if max_abs == 0 else float("inf"))
+    ne, na = float(np.linalg.norm(e)), float(np.linalg.norm(a))
+    if ne == 0.0 and na == 0.0:
+        cosine = 1.0
+    elif ne == 0.0 or na == 0.0:
+        cosine = 0.0
+    else:
+        cosine = float(np.dot(e.ravel(), a.ravel()) / (ne * na))
+    noise = float(np.sum((e - a) ** 2))
+    signal = float(np.sum(e ** 2))
+    sqnr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0
+                                            else float("-inf"))
+    top1 = None
+    if e.ndim >= 1 and e.shape[-1] > 1 and e.size:
+        top1 = float(np.mean(e.reshape(-1, e.shape[-1]).argmax(-1)
+                             == a.reshape(-1, a.shape[-1]).argmax(-1)))
+    return ErrorStats(max_abs, max_rel, cosine, sqnr, top1)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """What 'computes the same' means for one precision. Every bound set must hold."""
+
+    name: str
+    max_rel_err: float | None = None
+    min_cosine: float | None = None
+    min_top1_agreement: float | None = None
+
+    def violations(self, stats: ErrorStats) -> list[str]:
+        out = []
+        if self.max_rel_err is not None and not stats.max_rel_err <= self.max_rel_err:
+            out.append(f"max_rel_err {stats.max_rel_err:.3g} > {self.max_rel_err:g}")
+        if self.min_cosine is not None and not stats.cosine >= self.min_cosine:
+            out.append(f"cosine {stats.cosine:.6f} < {self.min_cosine:g}")
+        if (self.min_top1_agreement is not None and stats.top1_agreement is not None
+                and not stats.top1_agreement >= self.min_top1_agreement):
+            out.append(f"top-1 agreement {stats.top1_agreement:.3f} < {self.min_top1_agreement:g}")
+        return out
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+#: Per precision of the artifact. fp32: 1e-4 of the output range (accumulation order differs
+#: between runtimes); fp16 and int8 are judged by direction (cosine) and decisions (top-1).
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance("fp32", max_rel_err=1e-4, min_cosine=0.99999),
+    "fp16": Tolerance("fp16", min_cosine=0.999, min_top1_agreement=1.0),
+    "int8": Tolerance("int8", min_cosine=0.99),
+    "dynamic-int8": Tolerance("dynamic-int8", min_cosine=0.99),
+}
+
+
+def merge(stats: list[ErrorStats]) -> ErrorStats:
+    """Worst case over several outputs or samples."""
+    tops = [s.top1_agreement for s in stats if s.top1_agreement is not None]
+    return ErrorStats(
+        max(s.max_abs_err for s in stats), max(s.max_rel_err for s in stats),
+        min(s.cosine for s in stats), min(s.sqnr_db for s in stats),
+        min(tops) if tops else None)

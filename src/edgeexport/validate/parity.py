@@ -1,0 +1,89 @@
+"""Run every runtime that can execute an artifact on the sample inputs and compare each with the
+expected (PyTorch) outputs. A runtime that cannot run here is reported with its reason, never as
+passed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeexport import runtimes
+from edgeexport.validate.metrics import ErrorStats, Tolerance, error_stats, merge
+
+
+@dataclass
+class ParityResult:
+    runtime: str
+    executed: bool
+    reason: str | None = None
+    device: str | None = None
+    stats: ErrorStats | None = None
+    per_output: dict[str, ErrorStats] = field(default_factory=dict)
+    passed: bool = False
+    violations: list[str] = field(default_factory=list)
+    tolerance: Tolerance | None = None
+    latency_ms: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        s = self.stats.to_json() if self.stats else {}
+        return {
+            "runtime": self.runtime, "executed": self.executed, "reason": self.reason,
+            "device": self.device,
+            "max_abs_err": s.get("max_abs_err"), "max_rel_err": s.get("max_rel_err"),
+            "cosine": s.get("cosine"), "sqnr_db": s.get("sqnr_db"),
+            "top1_agreement": s.get("top1_agreement"),
+            "passed": self.passed, "violations": self.violations,
+            "tolerance": self.tolerance.to_json() if self.tolerance else None,
+            "latency_ms": self.latency_ms,
+            "per_output": {k: v.to_json() for k, v in self.per_output.items()},
+            "details": self.details,
+        }
+
+
+def check_runtime(name: str, artifact: Path, samples: list[dict[str, np.ndarray]],
+                  expected: list[dict[str, np.ndarray]], tolerance: Tolerance, *,
+                  load_options: dict[str, Any] | None = None, timing_runs: int = 3) -> ParityResult:
+    """Execute one runtime on every sample and compare with the expected outputs."""
+    runtime = runtimes.get(name)
+    reason = runtime.unavailable_reason()
+    if reason is not None:
+        return ParityResult(name, False, reason, tolerance=tolerance)
+    try:
+        session = runtime.load(artifact, **(load_options or {}))
+        outputs = [session.run(feeds) for feeds in samples]
+    except Exception as exc:  # a runtime that fails to run the artifact is a parity failure
+        msg = str(exc).strip().splitlines()
+        return ParityResult(name, True, f"failed to run: {msg[0][:300] if msg else exc!r}",
+                            passed=False, violations=["runtime error"], tolerance=tolerance)
+    per_output: dict[str, list[ErrorStats]] = {}
+    missing = []
+    for got, want in zip(outputs, expected):
+        for out_name, ref in want.items():
+            if out_name not in got:
+                missing.append(out_name)
+                continue
+            per_output.setdefault(out_name, []).append(error_stats(ref, got[out_name]))
+    stats = {k: merge(v) for k, v in per_output.items()}
+    total = merge(list(stats.values())) if stats else None
+    violations = [f"output '{m}' missing" for m in sorted(set(missing))]
+    if total is not None:
+        violations += tolerance.violations(total)
+    latency = _median_latency(session, samples[0], timing_runs) if timing_runs else None
+    return ParityResult(name, True, None, session.device, total, stats, not violations,
+                        violations, tolerance, latency, dict(getattr(session, "details", {})))
+
+
+def _median_latency(session: Any, feeds: dict[str, np.ndarray], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        session.run(feeds)
+        times.append((time.perf_counter() - t) * 1000)
+    return round(statistics.median(times), 3)
