@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, choices=list(profile.TARGET_MODULES) + ["all"])
     p.add_argument("--quantize", choices=["int8", "fp16", "dynamic-int8"])
     p.add_argument("--calibration-data", help=".npy/.npz file or a folder of images")
+    p.add_argument("--precision", choices=["fp32", "fp16"],
+                   help="float precision of the artifact (default: the target's own)")
     p.add_argument("--samples", help=".npz (one array per input name, samples on a new leading "
                                       "axis) of extra inputs to check parity on")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write")
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="coverage of a model on a target, before converting")
     _model_args(p)
     p.add_argument("--target", required=True, choices=list(profile.TARGET_MODULES))
+    p.add_argument("--precision", choices=["fp32", "fp16"])
     for name in delegates.target_names():
         group = p.add_argument_group(f"{name} options")
         delegates.load_target(name).add_options(group)  # type: ignore[arg-type]

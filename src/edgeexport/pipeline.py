@@ -118,12 +118,14 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     if result.eager is None:
         expected_source = "reference runtime on the source ONNX model"
     samples, expected = parity_sets(result, opts, eager_outputs)
-    precision = opts.quantize or "fp32"
+    precision = opts.quantize or target.precision(opts.target_options)
     tolerance = TOLERANCES[precision]
     with bundle_mod.staging(out) as stage:
         progress("emit", target.name)
         with timer.stage("emit"):
             artifact = target.emit(result.model, stage, opts.target_options)
+            if artifact.format != "onnx":  # the IR beside the artifact: Netron, per-layer parity
+                eir.save(result.model, stage / "ir.onnx")
         progress("validate", ", ".join(target.runtimes))
         with timer.stage("validate"):
             parity = [check_runtime(name, artifact.path, samples, expected, tolerance,
@@ -133,7 +135,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         report = build_report(target.name, artifact, coverage, parity, timer, result,
                               pass_report, quant_info, expected_source)
         manifest = build_manifest(target.name, artifact, result, opts, tolerance.to_json(),
-                                  parity_entries, stage)
+                                  parity_entries, stage, precision)
         bundle_mod.write_json(stage / "report.json", report)
         (stage / "report.html").write_text(render(report))
         manifest["files"] = bundle_mod.file_hashes(stage)
@@ -186,7 +188,7 @@ def _op_histogram(model: ir.Model) -> dict[str, int]:
 
 def build_manifest(target: str, artifact: Artifact, result: ExportResult, opts: ConvertOptions,
                    tolerance: dict[str, Any], parity_entries: list[dict[str, Any]],
-                   stage: Path) -> dict[str, Any]:
+                   stage: Path, precision: str) -> dict[str, Any]:
     graph = result.model.graph
 
     def describe(v: ir.Value) -> dict[str, Any]:
@@ -201,6 +203,8 @@ def build_manifest(target: str, artifact: Artifact, result: ExportResult, opts: 
         "target": target,
         "artifact": artifact.path.relative_to(stage).as_posix(),
         "artifact_format": artifact.format,
+        "ir": "ir.onnx" if artifact.format != "onnx" else artifact.path.name,
+        "precision": precision,
         "inputs": [describe(v) for v in graph.inputs if v.name not in graph.initializers],
         "outputs": [describe(v) for v in graph.outputs],
         "preprocessing": opts.preprocessing,

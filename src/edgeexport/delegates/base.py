@@ -57,6 +57,11 @@ class Target:
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         """Target-specific command-line options (the CLI adds those of every target)."""
 
+    def precision(self, options: argparse.Namespace | None = None) -> str:
+        """The float precision of the artifact ('fp32' | 'fp16'), which picks the tolerance.
+        `options.precision` (the common --precision flag) may be None: use the target default."""
+        return getattr(options, "precision", None) or "fp32"
+
     def coverage(self, model: ir.Model, options: argparse.Namespace | None = None) -> Coverage:
         """Default: a node is delegated when the registry takes it; one partition per run."""
         fallback: list[Fallback] = []

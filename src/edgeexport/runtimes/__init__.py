@@ -16,6 +16,12 @@ from edgeexport.runtimes.base import Runtime, Session
 RUNTIMES: dict[str, str] = {
     "reference": "edgeexport.runtimes.reference:ReferenceRuntime",
     "onnxruntime": "edgeexport.runtimes.onnxruntime:OnnxRuntime",
+    "litert": "edgeexport.runtimes.litert:LiteRtRuntime",
+    "litert-aarch64-qemu": "edgeexport.runtimes.litert_qemu:LiteRtQemuRuntime",
+    "ncnn-vulkan": "edgeexport.runtimes.ncnn:NcnnVulkanRuntime",
+    "ncnn-cpu": "edgeexport.runtimes.ncnn:NcnnCpuRuntime",
+    "mil-interpreter": "edgeexport.runtimes.mil:MilInterpreterRuntime",
+    "coreml": "edgeexport.runtimes.coreml:CoreMLRuntime",
 }
 
 __all__ = ["RUNTIMES", "Runtime", "Session", "artifact_format", "get", "runtimes_for"]
