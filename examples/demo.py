@@ -52,7 +52,7 @@ def classification_table(out: Path, names: list[str], batch: np.ndarray) -> str:
 
     import torch
 
-    from edgeexport import runtimes
+    from edgeexport import delegates, runtimes
     from edgeexport.zoo import mobilenet_v2_pretrained
 
     labels = photos.imagenet_labels()
@@ -61,7 +61,7 @@ def classification_table(out: Path, names: list[str], batch: np.ndarray) -> str:
     with torch.no_grad():
         columns = {"pytorch": mobilenet_v2_pretrained()(torch.from_numpy(batch)).numpy()}
     in_name = manifest["inputs"][0]["name"]
-    for name in runtimes.runtimes_for(runtimes.artifact_format(artifact)):
+    for name in delegates.load_target(manifest["target"]).runtimes:
         rt = runtimes.get(name)
         if rt.unavailable_reason():
             continue

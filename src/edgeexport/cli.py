@@ -43,7 +43,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgeexport import delegates, profile
+    from edgeexport import profile
 
     parser = _Parser(prog="edgeexport", description="PyTorch to edge artifacts, with parity.")
     parser.add_argument("--version", action="version", version=f"edgeexport {edgeexport.__version__}")
@@ -64,9 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", help=".npz (one array per input name, samples on a new leading "
                                       "axis) of extra inputs to check parity on")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write")
-    for name in delegates.target_names():
-        group = p.add_argument_group(f"{name} options")
-        delegates.load_target(name).add_options(group)  # type: ignore[arg-type]
     _common(p)
 
     p = sub.add_parser("validate", help="re-run parity for a bundle on every available runtime")
@@ -78,9 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--target", required=True, choices=list(profile.TARGET_MODULES))
     p.add_argument("--precision", choices=["fp32", "fp16"])
-    for name in delegates.target_names():
-        group = p.add_argument_group(f"{name} options")
-        delegates.load_target(name).add_options(group)  # type: ignore[arg-type]
     _common(p)
 
     p = sub.add_parser("run", help="run an artifact on inputs")
@@ -97,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Two steps: the common flags first, then the options of the chosen target(s) only, so that
+    a target's packages are imported only when that target is used."""
+    from edgeexport import delegates, profile
+
+    args, rest = build_parser().parse_known_args(argv)
+    if args.command not in ("convert", "inspect"):
+        if rest:
+            raise UsageError(f"edgeexport {args.command}: unrecognized arguments: {' '.join(rest)}")
+        return args
+    names = list(profile.TARGET_MODULES) if args.target == "all" else [args.target]
+    extra = _Parser(prog=f"edgeexport {args.command} --target {args.target}",
+                    conflict_handler="resolve", add_help=False)
+    for name in names:
+        delegates.load_target(name).add_options(extra)
+    return extra.parse_args(rest, namespace=args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -106,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.disable(logging.WARNING)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         from edgeexport import commands
 
         return getattr(commands, "cmd_" + args.command)(args)

@@ -33,24 +33,20 @@ def _options(args: argparse.Namespace, target: str) -> Any:
         quantize=getattr(args, "quantize", None),
         calibration_data=getattr(args, "calibration_data", None),
         output_names=_output_names(args), target_options=args,
-        samples=_load_samples(getattr(args, "samples", None)))
+        samples=_load_samples(getattr(args, "samples", None)),
+        samples_source=getattr(args, "samples", None) or "--samples")
 
 
-def _load_samples(path: str | None) -> list[dict[str, np.ndarray]] | None:
+def _load_samples(path: str | None) -> dict[str, np.ndarray] | None:
+    """Arrays by name from an .npz (or one .npy); split into samples once input specs are known."""
     if not path:
         return None
-    p = Path(path)
     try:
-        data = np.load(p)
+        data = np.load(path)
     except Exception as exc:
         raise UsageError(f"{path}: cannot read samples ({exc}); pass an .npz with one array per "
-                         "input name, samples stacked on a new leading axis") from None
-    if not hasattr(data, "files"):
-        raise UsageError(f"{path}: --samples needs an .npz with one array per input name")
-    n = {data[k].shape[0] for k in data.files}
-    if len(n) != 1:
-        raise UsageError(f"{path}: arrays hold different sample counts {sorted(n)}")
-    return [{k: data[k][i] for k in data.files} for i in range(n.pop())]
+                         "input name (or an .npy for a single-input model)") from None
+    return {k: data[k] for k in data.files} if hasattr(data, "files") else {"": data}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -58,7 +54,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edgeexport.validate.bundle import check_output_dir
 
     out = Path(args.output)
-    check_output_dir(out.parent if str(out.parent) else Path("."))
+    if out.is_dir():
+        raise UsageError(f"{out}: is a directory; -o names the .onnx file to write")
+    check_output_dir(out.resolve().parent)
     progress = StageProgress(not args.json, total=2)
     timer = Timer()
     try:

@@ -19,6 +19,7 @@ from edgeexport import delegates, passes
 from edgeexport import ir as eir
 from edgeexport.delegates.base import Artifact, Coverage
 from edgeexport.exporter import ExportResult, InputSpec, export
+from edgeexport.exporter.inputs import split_samples
 from edgeexport.validate import TOLERANCES, ParityResult, check_runtime
 from edgeexport.validate import bundle as bundle_mod
 from edgeexport.validate.report_html import render
@@ -37,8 +38,10 @@ class ConvertOptions:
     quantize: str | None = None
     calibration_data: str | None = None
     output_names: list[str] | None = None
-    #: extra sample inputs (each a dict by input name) to check parity on, e.g. real photos
-    samples: list[dict[str, np.ndarray]] | None = None
+    #: extra inputs to check parity on (e.g. real photos): arrays by input name, samples
+    #: stacked on a new leading axis or along a batch axis of 1 (see exporter.split_samples)
+    samples: dict[str, np.ndarray] | None = None
+    samples_source: str = "--samples"
     preprocessing: dict[str, Any] | None = None
     target_options: argparse.Namespace | None = None
     timing_runs: int = 3
@@ -86,7 +89,8 @@ def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Calla
     """Sample inputs and the expected outputs for them: the exporter's sample plus user samples."""
     in_names = [s.name for s in result.inputs]
     out_names = [v.name for v in result.model.graph.outputs]
-    samples = [dict(zip(in_names, result.sample))] + list(opts.samples or [])
+    extra = split_samples(opts.samples, result.inputs, opts.samples_source) if opts.samples else []
+    samples = [dict(zip(in_names, result.sample))] + extra
     expected = [dict(zip(out_names, eager_outputs(s))) for s in samples]
     return samples, expected
 

@@ -87,11 +87,13 @@ def capture(loaded: LoadedModel, specs: list[InputSpec], arrays: list[np.ndarray
     args = torch_inputs(arrays)
     program = loaded.program
     with quiet_torch():
+        module = loaded.module
         if program is None and loaded.kind == TORCHSCRIPT:
             try:
                 from torch._export.converter import TS2EPConverter
 
-                program = TS2EPConverter(loaded.module, args).convert()
+                # the converter leaves every dimension symbolic: re-capture below, static
+                module = TS2EPConverter(loaded.module, args).convert().module()
             except Exception:
                 return _from_torchscript_exporter(loaded, args, input_names, output_names,
                                                   dynamic_batch)
@@ -101,8 +103,7 @@ def capture(loaded: LoadedModel, specs: list[InputSpec], arrays: list[np.ndarray
                 batch = torch.export.Dim("batch", min=1, max=4096)
                 dyn = tuple({0: batch} if len(s.shape) else {} for s in specs)
             try:
-                program = torch.export.export(loaded.module, args, dynamic_shapes=dyn,
-                                              strict=False)
+                program = torch.export.export(module, args, dynamic_shapes=dyn, strict=False)
             except Exception as exc:
                 raise ConversionError(f"{loaded.source}: torch.export could not capture the "
                                       f"model: {_first_line(exc)}") from None

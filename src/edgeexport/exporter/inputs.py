@@ -66,3 +66,51 @@ def sample_inputs(specs: list[InputSpec], *, seed: int = 0, int_high: dict[str, 
             high = (int_high or {}).get(spec.name or "", 2)
             arrays.append(rng.integers(0, high, shape).astype(dtype))
     return arrays
+
+
+def split_samples(data: dict[str, np.ndarray], specs: list[InputSpec],
+                  source: str) -> list[dict[str, np.ndarray]]:
+    """Arrays by input name -> one feed dict per sample.
+
+    Samples are stacked on a new leading axis (array rank = input rank + 1), or, when the model's
+    batch is 1, along the batch axis (array rank = input rank). Shapes and dtypes are checked.
+    """
+    if not data:
+        raise UsageError(f"{source}: holds no arrays")
+    names = [s.name for s in specs]
+    if len(specs) == 1 and list(data) != names and len(data) == 1:
+        data = {names[0]: next(iter(data.values()))}  # a single-input model: any array name
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise UsageError(f"{source}: no array for input(s) {', '.join(map(str, missing))} "
+                         f"(it has {', '.join(data)}); name arrays after the model's inputs")
+    per_input, counts = {}, set()
+    for spec in specs:
+        arr = np.asarray(data[spec.name])
+        rank = len(spec.shape)
+        if arr.ndim == rank + 1:
+            samples = list(arr)
+        elif arr.ndim == rank and rank and spec.shape[0] in (1, None):
+            samples = [arr[i:i + 1] for i in range(arr.shape[0])]
+        else:
+            raise UsageError(f"{source}: array '{spec.name}' has shape {list(arr.shape)}; input "
+                             f"{spec.describe()} wants samples of rank {rank} stacked on a new "
+                             "leading axis")
+        for s in samples:
+            bad = [i for i, (d, want) in enumerate(zip(s.shape, spec.shape))
+                   if want is not None and d != want]
+            if bad:
+                raise UsageError(f"{source}: sample shape {list(s.shape)} of '{spec.name}' does "
+                                 f"not match the input {spec.describe()}")
+        want_kind = np.dtype(spec.dtype).kind
+        if arr.dtype.kind != want_kind and not (want_kind == "f" and arr.dtype.kind in "iu"):
+            raise UsageError(f"{source}: array '{spec.name}' is {arr.dtype.name}, the input "
+                             f"wants {np.dtype(spec.dtype).name}")
+        per_input[spec.name] = [np.ascontiguousarray(s, dtype=spec.dtype) for s in samples]
+        counts.add(len(samples))
+    if len(counts) != 1:
+        raise UsageError(f"{source}: inputs have different sample counts {sorted(counts)}")
+    n = counts.pop()
+    if n == 0:
+        raise UsageError(f"{source}: holds zero samples")
+    return [{name: per_input[name][i] for name in names} for i in range(n)]

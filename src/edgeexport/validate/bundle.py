@@ -31,15 +31,22 @@ def tool_versions() -> dict[str, str]:
 
 
 def check_output_dir(out: Path) -> None:
-    """Fail early, before any work, when OUT cannot be written."""
-    parent = out.resolve().parent
+    """Fail early, before any work, when OUT cannot be written (probed by writing, since
+    permission bits say nothing for root or on read-only mounts)."""
+    out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a directory; choose another -o")
-    if not parent.exists():
+        raise UsageError(f"{out}: exists and is not a directory; choose another output path")
+    parent = out.resolve().parent
+    if not parent.is_dir():
         raise UsageError(f"{out}: parent directory {parent} does not exist; create it first")
-    target = out if out.exists() else parent
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise UsageError(f"{out}: directory is not writable; choose another -o or fix permissions")
+    probe_dir = out if out.exists() else parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edgeexport-probe-", dir=probe_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{out}: output directory {probe_dir} is not writable "
+                         f"({exc.strerror}); choose another output path") from None
 
 
 @contextlib.contextmanager
