@@ -1,31 +1,41 @@
-"""Progress on a terminal, silence elsewhere (pipes, CI, --json)."""
+"""Progress on a terminal, silence elsewhere (pipes, CI, --json).
+
+One status line on stderr, rewritten in place as the pipeline moves through its stages.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+import time
+from typing import TextIO
 
 STAGES = ("export", "passes", "quantize", "emit", "validate")
 
 
 class StageProgress:
-    """A bar over the pipeline's stages; a no-op unless stderr is a terminal and enabled."""
+    """Callable as progress(stage, detail); a no-op unless enabled and stderr is a terminal."""
 
-    def __init__(self, enabled: bool, total: int = len(STAGES)) -> None:
-        self._bar: Any = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, file=sys.stderr, leave=False,
-                             bar_format="{desc:<40} {bar:20} {n_fmt}/{total_fmt} [{elapsed}]")
+    def __init__(self, enabled: bool, total: int = len(STAGES), stream: TextIO | None = None
+                 ) -> None:
+        self._stream = stream or sys.stderr
+        self._on = enabled and self._stream.isatty()
+        self._total, self._step, self._start, self._width = total, 0, time.monotonic(), 0
 
     def __call__(self, stage: str, detail: str) -> None:
-        if self._bar is not None:
-            if self._bar.desc:
-                self._bar.update(1)
-            self._bar.set_description_str(f"{stage}: {detail}"[:40])
+        if not self._on:
+            return
+        self._step = min(self._step + 1, self._total)
+        filled = round(20 * (self._step - 1) / self._total)
+        line = (f"[{'#' * filled}{'.' * (20 - filled)}] {self._step}/{self._total} "
+                f"{stage}: {detail}"[:100] + f"  {time.monotonic() - self._start:5.1f}s")
+        self._write("\r" + line.ljust(self._width))
+        self._width = len(line)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        if self._on and self._width:
+            self._write("\r" + " " * self._width + "\r")
+            self._width = 0
+
+    def _write(self, text: str) -> None:
+        self._stream.write(text)
+        self._stream.flush()
