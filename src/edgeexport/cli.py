@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help=".npz to write the outputs to")
     _common(p)
 
+    p = sub.add_parser("bench", help="latency of a bundle's artifact on every available runtime")
+    p.add_argument("bundle")
+    p.add_argument("--runs", type=int, default=20, help="timed runs per runtime (after 2 warm-up)")
+    _common(p)
+
     p = sub.add_parser("targets", help="the targets and the op support matrix")
     p.add_argument("--ops", action="store_true", help="print the full op support matrix")
     _common(p)

@@ -275,6 +275,53 @@ def _read_inputs(items: list[str]) -> dict[str, np.ndarray]:
     return feeds
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import statistics
+    import time
+
+    from edgeexport import delegates, runtimes
+    from edgeexport.validate.bundle import load_parity_tensors, read_manifest
+
+    out = Path(args.bundle)
+    manifest = read_manifest(out)
+    if args.runs < 1:
+        raise UsageError("--runs must be at least 1")
+    feeds = load_parity_tensors(out, manifest)[0][0]
+    rows = []
+    for name in delegates.load_target(manifest["target"]).runtimes:
+        rt = runtimes.get(name)
+        reason = rt.unavailable_reason()
+        if reason:
+            rows.append({"runtime": name, "executed": False, "reason": reason})
+            continue
+        session = rt.load(out / manifest["artifact"])
+        for _ in range(2):
+            session.run(feeds)
+        times = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            session.run(feeds)
+            times.append((time.perf_counter() - t) * 1000)
+        details = dict(getattr(session, "details", {}))
+        rows.append({"runtime": name, "executed": True, "device": session.device,
+                     "median_ms": round(statistics.median(times), 3),
+                     "p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 3),
+                     "min_ms": round(min(times), 3), "runs": args.runs,
+                     "emulated": bool(details.get("emulated", False))})
+    if args.json:
+        emit_json({"ok": True, "bundle": str(out), "latency": rows})
+        return EXIT_OK
+    print(f"{'runtime':<22}{'device':<14}{'median ms':>10}{'p90 ms':>10}{'min ms':>10}")
+    for r in rows:
+        if not r["executed"]:
+            print(f"{r['runtime']:<22}not executed: {r['reason']}")
+            continue
+        note = "  (emulated: not device speed)" if r["emulated"] else ""
+        print(f"{r['runtime']:<22}{r['device']:<14}{r['median_ms']:>10.2f}{r['p90_ms']:>10.2f}"
+              f"{r['min_ms']:>10.2f}{note}")
+    return EXIT_OK
+
+
 def cmd_targets(args: argparse.Namespace) -> int:
     from edgeexport import delegates, profile
 

@@ -151,3 +151,11 @@ def test_overwrites_existing_bundle_atomically(bundle: Path, tmp_path) -> None:
                        "--target", "onnx", "-o", str(out))
         assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_bench_times_every_runtime(bundle: Path) -> None:
+    proc = run_cli("bench", str(bundle), "--runs", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["runtime"]: r for r in json.loads(proc.stdout)["latency"]}
+    assert set(rows) == {"onnxruntime", "reference"}
+    assert all(r["executed"] and r["median_ms"] > 0 for r in rows.values())
