@@ -18,7 +18,7 @@ from edgeexport.errors import UnsupportedOpError, UsageError
 from edgeexport.exporter.capture import (capture, eager_function, example_specs,
                                          onnx_input_specs, run_eager)
 from edgeexport.exporter.inputs import InputSpec, parse_input_spec, sample_inputs
-from edgeexport.exporter.loading import ONNX, LoadedModel, load_model
+from edgeexport.exporter.loading import ONNX, LoadedModel, _forward_arg_names, load_model
 
 __all__ = ["ExportResult", "InputSpec", "export", "load_model", "parse_input_spec",
            "sample_inputs"]
@@ -66,18 +66,28 @@ def resolve_specs(loaded: LoadedModel, given: list[InputSpec]) -> list[InputSpec
     return specs
 
 
-def export(model: str, *, input_specs: list[InputSpec] | None = None, dynamic_batch: bool = False,
+def export(model: Any, *, input_specs: list[InputSpec] | None = None,
+           example_inputs: tuple | None = None, dynamic_batch: bool = False,
            trust_pickle: bool = False, output_names: list[str] | None = None,
            seed: int = 0) -> ExportResult:
-    """Load MODEL, capture it and lower it to the edge IR. Passes are not run here."""
+    """Load MODEL (a path or `package.module:factory`, or an nn.Module from Python), capture it
+    and lower it to the edge IR. Passes are not run here.
+
+    `example_inputs` (tensors or arrays) fixes the shapes and is also the sample that parity
+    is checked on; otherwise samples are generated from the input specs.
+    """
     start = time.perf_counter()
-    loaded = load_model(model, trust_pickle=trust_pickle)
+    loaded = module_source(model, example_inputs) if not isinstance(model, str) else (
+        load_model(model, trust_pickle=trust_pickle))
     specs = resolve_specs(loaded, list(input_specs or []))
     eager = eager_function(loaded)
     trace_batch = 2 if dynamic_batch else None
     trace_specs = [InputSpec(s.name, ((None,) + s.shape[1:]) if dynamic_batch and s.shape
                              else s.shape, s.dtype) for s in specs]
-    arrays = sample_inputs(trace_specs, seed=seed, batch=trace_batch)
+    given = ([np.asarray(t.detach().numpy() if hasattr(t, "detach") else t)
+              for t in example_inputs] if example_inputs is not None and not dynamic_batch
+             else None)
+    arrays = given or sample_inputs(trace_specs, seed=seed, batch=trace_batch)
     if eager is not None:  # fails fast, with a clear line, on a wrong --input-shape
         n_out = len(run_eager(eager, specs, arrays, loaded.source))
         if output_names is None:
@@ -90,11 +100,25 @@ def export(model: str, *, input_specs: list[InputSpec] | None = None, dynamic_ba
     finalize(ir_model, loaded)
     specs = graph_input_specs(ir_model)
     # integer inputs that index an embedding table get samples inside the table
-    arrays = sample_inputs(specs, seed=seed, int_high=integer_input_ranges(ir_model),
-                           batch=trace_batch)
+    arrays = given or sample_inputs(specs, seed=seed, int_high=integer_input_ranges(ir_model),
+                                    batch=trace_batch)
     expected = run_eager(eager, specs, arrays, loaded.source) if eager is not None else None
     return ExportResult(ir_model, loaded, specs, arrays, expected, eager,
                         time.perf_counter() - start)
+
+
+def module_source(module: Any, example_inputs: tuple | None) -> LoadedModel:
+    """An nn.Module handed over from Python (the API, the OpInfo sweep)."""
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"expected a model path, package.module:factory or an nn.Module, "
+                         f"got {type(module).__name__}")
+    example = None if example_inputs is None else tuple(
+        t if isinstance(t, torch.Tensor) else torch.from_numpy(np.asarray(t))
+        for t in example_inputs)
+    return LoadedModel("module", type(module).__name__, module=module.eval(),
+                       example_inputs=example, input_names=_forward_arg_names(module))
 
 
 def finalize(model: ir.Model, loaded: LoadedModel) -> None:

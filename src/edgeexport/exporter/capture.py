@@ -25,7 +25,7 @@ from edgeexport.exporter.loading import ONNX, TORCHSCRIPT, LoadedModel, _first_l
 def quiet_torch() -> Iterator[None]:
     """torch.export and torch.onnx log warnings and print banners; users see our one line only."""
     loggers = [logging.getLogger(n) for n in ("torch", "torch.onnx", "torch.export", "onnxscript",
-                                              "torch._export", "torch.fx")]
+                                              "torch._export", "torch.fx", "onnx_ir")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
