@@ -102,11 +102,13 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     target = delegates.load_target(opts.target)
     timer = Timer()
     result, pass_report = export_and_optimize(model, opts, timer, progress)
-    source_model = result.model
+    source_model = result.source_model
     with timer.stage("quantize"):
         quant_info = _quantize(result, opts)
     coverage = target.coverage(result.model, opts.target_options)
     expected_source = "pytorch"
+
+    source_bytes = eir.to_bytes(source_model) if result.eager is None else b""
 
     def eager_outputs(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         from edgeexport.exporter.capture import run_eager
@@ -114,13 +116,14 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         if result.eager is not None:
             return run_eager(result.eager, result.inputs, [feeds[s.name] for s in result.inputs],
                              result.loaded.source)
-        from edgeexport.runtimes import reference
+        # no PyTorch model: onnxruntime on the source file is the independent reference
+        import onnxruntime as ort
 
-        outs = reference.run(source_model, feeds)
-        return [outs[v.name] for v in source_model.graph.outputs]
+        sess = ort.InferenceSession(source_bytes, providers=["CPUExecutionProvider"])
+        return sess.run([v.name for v in source_model.graph.outputs], feeds)
 
     if result.eager is None:
-        expected_source = "reference runtime on the source ONNX model"
+        expected_source = "onnxruntime on the source ONNX model, before passes"
     samples, expected = parity_sets(result, opts, eager_outputs)
     precision = opts.quantize or target.precision(opts.target_options)
     tolerance = TOLERANCES[precision]

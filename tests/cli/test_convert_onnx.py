@@ -159,3 +159,15 @@ def test_bench_times_every_runtime(bundle: Path) -> None:
     rows = {r["runtime"]: r for r in json.loads(proc.stdout)["latency"]}
     assert set(rows) == {"onnxruntime", "reference"}
     assert all(r["executed"] and r["median_ms"] > 0 for r in rows.values())
+
+
+def test_convert_onnx_source_compares_with_onnxruntime_on_the_source(tmp_path) -> None:
+    src = tmp_path / "vit.onnx"
+    assert run_cli("export", "edgeexport.zoo:vit_tiny", "--input-shape", "1,3,32,32",
+                   "--no-optimize", "-o", str(src)).returncode == 0
+    proc = run_cli("convert", str(src), "--target", "onnx", "-o", str(tmp_path / "b"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["report"]
+    assert report["expected_from"].startswith("onnxruntime on the source")
+    ref = next(p for p in report["parity"] if p["runtime"] == "reference")
+    assert ref["executed"] and ref["passed"]

@@ -35,6 +35,9 @@ class ExportResult:
     eager: Callable[..., Any] | None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: a copy of the IR as exported, before passes and quantization (for ONNX sources, the
+    #: parity reference when there is no PyTorch model)
+    source_model: ir.Model | None = None
 
 
 def resolve_specs(loaded: LoadedModel, given: list[InputSpec]) -> list[InputSpec]:
@@ -98,13 +101,14 @@ def export(model: Any, *, input_specs: list[InputSpec] | None = None,
     ir_model = capture(loaded, specs, arrays, dynamic_batch=dynamic_batch,
                        output_names=output_names)
     finalize(ir_model, loaded)
+    source_copy = ir.from_proto(ir.to_proto(ir_model)) if eager is None else None
     specs = graph_input_specs(ir_model)
     # integer inputs that index an embedding table get samples inside the table
     arrays = given or sample_inputs(specs, seed=seed, int_high=integer_input_ranges(ir_model),
                                     batch=trace_batch)
     expected = run_eager(eager, specs, arrays, loaded.source) if eager is not None else None
     return ExportResult(ir_model, loaded, specs, arrays, expected, eager,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, source_model=source_copy)
 
 
 def module_source(module: Any, example_inputs: tuple | None) -> LoadedModel:
