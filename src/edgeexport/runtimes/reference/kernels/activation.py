@@ -3,6 +3,8 @@ Relu/LeakyRelu/PRelu/Clip which ONNX also defines on integers)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from edgeexport.runtimes.reference.kernels import FLOATS, NUMERIC, SIGNED, kernel, normalize_axis
@@ -82,20 +84,19 @@ def mish(x: np.ndarray) -> np.ndarray:
 @kernel("Gelu", dtypes=_F)
 def gelu(x: np.ndarray, *, approximate: str = "none") -> np.ndarray:
     if approximate == "tanh":
-        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
     if approximate != "none":
         raise ValueError(f"Gelu approximate={approximate!r} is not 'none' or 'tanh'")
-    return 0.5 * x * (1 + erf_f64(x * np.sqrt(0.5)).astype(x.dtype))
+    return 0.5 * x * (1 + erf_f64(x * math.sqrt(0.5)).astype(x.dtype))
 
 
 @kernel("Clip", dtypes={"T": NUMERIC})
 def clip(x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
-    # max first, then min: when min > max every value becomes max, as the spec says
-    if lo is not None:
-        x = np.maximum(x, lo.astype(x.dtype, copy=False))
-    if hi is not None:
-        x = np.minimum(x, hi.astype(x.dtype, copy=False))
-    return x
+    if lo is None and hi is None:
+        return x
+    # np.clip is min(max(x, lo), hi): when lo > hi every value becomes hi, as the spec says
+    return np.clip(x, None if lo is None else lo.astype(x.dtype, copy=False),
+                   None if hi is None else hi.astype(x.dtype, copy=False))
 
 
 @kernel("Softmax", dtypes=_F)

@@ -15,7 +15,7 @@ from edgeexport.runtimes.reference.kernels import (
     BFLOAT16, FLOAT8, INT4, kernel, normalize_axis,
 )
 
-_INFINITE_FLOAT8 = {np.dtype(ml_dtypes.float8_e5m2)}  # the only float8 type with an infinity
+_FNUZ = {np.dtype(ml_dtypes.float8_e4m3fnuz), np.dtype(ml_dtypes.float8_e5m2fnuz)}
 _QUANTIZED = FLOAT8 | INT4 | {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16)}
 _SCALES = BFLOAT16 | {np.dtype(np.float32), np.dtype(np.float16)}
 
@@ -26,13 +26,14 @@ def _integer_range(dtype: np.dtype) -> tuple[int, int]:
 
 
 def to_float8(x: np.ndarray, dtype: np.dtype, *, saturate: bool = True) -> np.ndarray:
-    """Round to a float8 type. saturate=True clamps out-of-range values (and, where the type has
-    no infinity, infinities) to the largest finite value; saturate=False gives inf or NaN."""
+    """Round to a float8 type (round to nearest even), with the spec's `saturate` table: when
+    saturating, values beyond the largest finite one clamp to it, and so do infinities except
+    for the FNUZ types (which map them to NaN); otherwise overflow gives inf or NaN."""
     x = np.asarray(x).astype(np.float32, copy=False)
     if saturate:
         big = float(ml_dtypes.finfo(dtype).max)
         clamped = np.clip(x, -big, big)
-        x = np.where(np.isinf(x), x, clamped) if dtype in _INFINITE_FLOAT8 else clamped
+        x = np.where(np.isinf(x), x, clamped) if dtype in _FNUZ else clamped
     return x.astype(dtype)
 
 

@@ -1,0 +1,275 @@
+"""The numpy reference runtime: runs an IR model node by node with the kernels in `kernels/`.
+
+It is the living definition of the edge profile's semantics; every other runtime is compared
+with it. `Interpreter` prepares a model once (order, constants, attributes, weight layouts) and
+runs it many times; `run` is the one-shot form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx_ir as ir
+
+from edgeexport import ir as eir
+from edgeexport.errors import ConversionError, EdgeExportError, UnsupportedOpError, UsageError
+from edgeexport.runtimes.base import Runtime, Session
+from edgeexport.runtimes.reference.kernels import KERNELS, Unsupported
+
+__all__ = ["Interpreter", "ReferenceRuntime", "ReferenceSession", "node_attributes", "run"]
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One node, ready to run: a bound kernel and the slots it reads, writes and frees."""
+
+    node: ir.Node
+    fn: Callable[..., Any]
+    inputs: tuple[int | None, ...]  # None for an omitted optional input
+    outputs: tuple[int, ...]
+    expected: tuple[np.dtype | None, ...]  # declared output dtypes, when the graph declares them
+    free: tuple[int, ...]  # slots whose last reader is this step
+
+    @property
+    def where(self) -> str:
+        return self.node.name or f"<{self.node.op_type} producing {self.node.outputs[0].name}>"
+
+
+def node_attributes(node: ir.Node) -> dict[str, Any]:
+    """A node's attributes as the plain Python / numpy values kernels take (by name)."""
+    return {name: _attribute(attr, node) for name, attr in node.attributes.items()}
+
+
+def _attribute(attr: ir.Attr, node: ir.Node) -> Any:
+    kind = attr.type
+    if attr.is_ref():
+        raise ConversionError(f"node '{node.name}' ({node.op_type}): attribute {attr.name} refers "
+                              "to a function attribute; the reference runs only plain graphs")
+    if kind == ir.AttributeType.INT:
+        return int(attr.as_int())
+    if kind == ir.AttributeType.FLOAT:
+        return float(attr.as_float())
+    if kind == ir.AttributeType.STRING:
+        return attr.as_string()
+    if kind == ir.AttributeType.INTS:
+        return [int(v) for v in attr.as_ints()]
+    if kind == ir.AttributeType.FLOATS:
+        return [float(v) for v in attr.as_floats()]
+    if kind == ir.AttributeType.STRINGS:
+        return list(attr.as_strings())
+    if kind == ir.AttributeType.TENSOR:
+        return attr.as_tensor().numpy()
+    raise UnsupportedOpError(node.op_type, node.name,
+                             reason=f"attribute {attr.name} of type {kind.name} is not understood "
+                                    "by the reference runtime")
+
+
+def _declared_dtype(value: ir.Value) -> np.dtype | None:
+    if value.dtype is None or value.dtype == ir.DataType.UNDEFINED:
+        return None
+    try:
+        return eir.np_dtype(value.dtype)
+    except Exception:  # a type numpy cannot hold (string, complex...): nothing to check
+        return None
+
+
+def _topological(graph: ir.Graph) -> list[ir.Node]:
+    """Nodes in an order where every input is ready, keeping the file's order where it can."""
+    ready = {id(v) for v in graph.inputs} | {id(v) for v in graph.initializers.values()}
+    pending = list(graph)
+    order: list[ir.Node] = []
+    while pending:
+        still = []
+        for node in pending:
+            if all(v is None or id(v) in ready for v in node.inputs):
+                order.append(node)
+                ready.update(id(v) for v in node.outputs)
+            else:
+                still.append(node)
+        if len(still) == len(pending):
+            missing = sorted({v.name or "?" for n in still for v in n.inputs
+                              if v is not None and id(v) not in ready})
+            raise ConversionError(f"graph '{graph.name}': value(s) {', '.join(missing[:5])} are "
+                                  "used but never produced (or the graph has a cycle)")
+        pending = still
+    return order
+
+
+class Interpreter:
+    """A model prepared for repeated runs with the reference kernels."""
+
+    def __init__(self, model: ir.Model) -> None:
+        graph = model.graph
+        self.model = model
+        self._slot: dict[int, int] = {}
+        self._names: list[str] = []
+        self._constants: dict[int, np.ndarray] = {}
+        for value in graph.initializers.values():
+            if value.const_value is None:
+                raise ConversionError(f"initializer '{value.name}' has no data")
+            self._constants[self._index(value)] = value.const_value.numpy()
+        self._inputs = {v.name: (self._index(v), _declared_dtype(v)) for v in graph.inputs}
+        self._outputs = [(v.name, self._index(v)) for v in graph.outputs]
+        self._required = [name for name, (slot, _) in self._inputs.items()
+                          if slot not in self._constants]
+
+        last_read: dict[int, int] = {}
+        nodes = _topological(graph)
+        for position, node in enumerate(nodes):
+            for v in node.inputs:
+                if v is not None:
+                    last_read[self._index(v)] = position
+        keep = {slot for _, slot in self._outputs}
+        steps: list[_Step] = []
+        for position, node in enumerate(nodes):
+            step = self._prepare(node, position, last_read, keep)
+            if step is not None:
+                steps.append(step)
+        self._steps = steps
+
+    def _index(self, value: ir.Value) -> int:
+        key = id(value)
+        if key not in self._slot:
+            self._slot[key] = len(self._names)
+            self._names.append(value.name or "")
+        return self._slot[key]
+
+    def _prepare(self, node: ir.Node, position: int, last_read: dict[int, int],
+                 keep: set[int]) -> _Step | None:
+        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in KERNELS:
+            domain = f"{node.domain}::" if node.domain not in _DEFAULT_DOMAINS else ""
+            raise UnsupportedOpError(f"{domain}{node.op_type}", node.name,
+                                     reason="the reference runtime has no kernel for it")
+        kernel = KERNELS[node.op_type]
+        attrs = node_attributes(node)
+        inputs = tuple(None if v is None else self._index(v) for v in node.inputs)
+        while inputs and inputs[-1] is None:  # trailing omitted inputs: the kernel's defaults
+            inputs = inputs[:-1]
+        constants = [None if i is None else self._constants.get(i) for i in inputs]
+        reason = kernel.why_not(attrs, constants)
+        if reason:
+            raise UnsupportedOpError(node.op_type, node.name, reason=reason)
+        outputs = tuple(self._index(v) for v in node.outputs)
+        # outputs after the last named one are not wanted; kernels like MaxPool skip them
+        named = [i for i, v in enumerate(node.outputs) if v.name]
+        n_outputs = named[-1] + 1 if named else len(outputs)
+        try:
+            fn = kernel.bind(attrs, constants, n_outputs)
+        except Exception as exc:
+            raise ConversionError(f"reference runtime: cannot prepare {node.op_type} node "
+                                  f"'{node.name}': {type(exc).__name__}: {exc}") from exc
+        expected = tuple(_declared_dtype(v) for v in node.outputs)
+        free = tuple(sorted({i for i in inputs if i is not None and last_read.get(i) == position
+                             and i not in keep and i not in self._constants}
+                            | {o for o in outputs if o not in last_read and o not in keep}))
+        step = _Step(node, fn, inputs, outputs, expected, free)
+        if node.op_type == "Constant":
+            # materialised once here; a Constant costs nothing per run
+            for slot, array in zip(outputs, self._execute(step, [])):
+                self._constants[slot] = array
+            return None
+        return step
+
+    def _execute(self, step: _Step, args: list[np.ndarray | None]) -> list[np.ndarray]:
+        node = step.node
+        try:
+            result = step.fn(*args)
+        except Unsupported as exc:
+            raise UnsupportedOpError(node.op_type, step.where, reason=str(exc)) from exc
+        except EdgeExportError:
+            raise
+        except Exception as exc:
+            shapes = ", ".join("-" if a is None else f"{a.dtype}{list(a.shape)}" for a in args)
+            raise ConversionError(f"reference runtime: {node.op_type} node '{step.where}' failed "
+                                  f"on inputs ({shapes}): {type(exc).__name__}: {exc}") from exc
+        results = [np.asarray(r) for r in (result if isinstance(result, tuple) else (result,))]
+        for value, array, dtype in zip(node.outputs, results, step.expected):
+            if dtype is not None and array.dtype != dtype:
+                raise ConversionError(f"reference runtime: {node.op_type} node '{step.where}' "
+                                      f"produced {array.dtype} for '{value.name}', which the "
+                                      f"graph declares {dtype}")
+        return results
+
+    def run(self, feeds: dict[str, np.ndarray], *, keep_all: bool = False) -> dict[str, np.ndarray]:
+        """Outputs by graph output name; with keep_all, every computed value by name as well."""
+        env: list[np.ndarray | None] = [None] * len(self._names)
+        for slot, array in self._constants.items():
+            env[slot] = array
+        for name, array in feeds.items():
+            if name not in self._inputs:
+                raise UsageError(f"input '{name}' is not an input of the model "
+                                 f"(inputs: {', '.join(self._inputs) or 'none'})")
+            slot, dtype = self._inputs[name]
+            array = np.asarray(array)
+            if dtype is not None and array.dtype != dtype:
+                raise UsageError(f"input '{name}' is {array.dtype} but the model expects {dtype}")
+            env[slot] = array
+        missing = [name for name in self._required if name not in feeds]
+        if missing:
+            raise UsageError(f"missing model input(s): {', '.join(missing)}")
+        kept: dict[str, np.ndarray] = {}
+        if keep_all:
+            kept.update((name, env[slot]) for name, (slot, _) in self._inputs.items()
+                        if env[slot] is not None)
+        # IEEE results (inf, nan) are the definition here, not something to warn about
+        with np.errstate(all="ignore"):
+            for step in self._steps:
+                outputs = self._execute(step, [None if i is None else env[i] for i in step.inputs])
+                for slot, array in zip(step.outputs, outputs):
+                    env[slot] = array
+                    if keep_all and self._names[slot]:
+                        kept[self._names[slot]] = array
+                if not keep_all:
+                    for slot in step.free:
+                        env[slot] = None
+        result = {}
+        for name, slot in self._outputs:
+            if env[slot] is None:
+                raise ConversionError(f"graph output '{name}' was never computed")
+            result[name] = env[slot]
+        if keep_all:
+            kept.update(result)
+            return kept
+        return result
+
+
+def run(model: ir.Model, feeds: dict[str, np.ndarray], *,
+        keep_all: bool = False) -> dict[str, np.ndarray]:
+    """Run `model` once on `feeds` (see Interpreter for repeated runs)."""
+    return Interpreter(model).run(feeds, keep_all=keep_all)
+
+
+class ReferenceSession(Session):
+    """A loaded model on the reference runtime."""
+
+    device = "cpu"
+
+    def __init__(self, model: ir.Model) -> None:
+        self.interpreter = Interpreter(model)
+        self.details = {"runtime": "reference (numpy)", "numpy": np.__version__}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.interpreter.run(feeds)
+
+    def run_all(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.interpreter.run(feeds, keep_all=True)
+
+
+class ReferenceRuntime(Runtime):
+    """numpy, always available: the semantics other runtimes are measured against."""
+
+    name = "reference"
+    formats = ("onnx",)
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def load(self, path: Path, **options: Any) -> Session:
+        if options:
+            raise UsageError(f"the reference runtime takes no options (got {', '.join(options)})")
+        return ReferenceSession(eir.load(path))

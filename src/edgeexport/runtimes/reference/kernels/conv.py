@@ -1,0 +1,235 @@
+"""Conv and ConvTranspose, N-d: 1x1 convs as one matmul, depthwise convs as a sum over kernel
+taps of strided slices, everything else as im2col + a batched matmul per group (BLAS).
+
+A ConvPlan holds what does not depend on the input (weight layouts, the algorithm); the
+interpreter builds it once per node when the weights are constant. float16 accumulates in float32.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
+
+from edgeexport.runtimes.reference.kernels import FLOATS, kernel
+from edgeexport.runtimes.reference.kernels._parallel import THREADS, parallel_map
+from edgeexport.runtimes.reference.kernels._window import Window, window
+
+_F = {"T": FLOATS}
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
+class ConvPlan:
+    """One Conv node's weights in the layout its algorithm wants, and the window geometry."""
+
+    def __init__(self, w: np.ndarray, b: np.ndarray | None, *, auto_pad: str = "NOTSET",
+                 dilations: Sequence[int] | None = None, group: int = 1,
+                 kernel_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
+                 strides: Sequence[int] | None = None) -> None:
+        self.compute = _compute_dtype(w.dtype)
+        w = w.astype(self.compute, copy=False)
+        m, cg = w.shape[:2]
+        self.kernel = tuple(w.shape[2:])
+        if kernel_shape and tuple(kernel_shape) != self.kernel:
+            raise ValueError(f"kernel_shape {list(kernel_shape)} does not match W {w.shape}")
+        self.m, self.group, self.rank = m, group, len(self.kernel)
+        self.geometry = dict(strides=strides, dilations=dilations, pads=pads, auto_pad=auto_pad)
+        ones = (1,) * self.rank
+        if math.prod(self.kernel) == 1 and group == 1:
+            self.kind = "pointwise"
+            self.w = w.reshape(m, cg)
+        elif cg == 1 and m == group:
+            self.kind = "depthwise"  # one filter per channel: broadcast each tap over (N, C)
+            self.taps = {tap: np.ascontiguousarray(w[(slice(None), 0) + tap]).reshape((m,) + ones)
+                         for tap in itertools.product(*(range(k) for k in self.kernel))}
+        else:
+            self.kind = "im2col"
+            self.w = np.ascontiguousarray(w.reshape(group, m // group, cg * math.prod(self.kernel)))
+        self.bias = None if b is None else b.astype(self.compute).reshape((m,) + ones)
+        self._windows: dict[tuple[int, ...], Window] = {}
+
+    def window(self, spatial: tuple[int, ...]) -> Window:
+        if spatial not in self._windows:
+            self._windows[spatial] = window(spatial, self.kernel, **self.geometry)
+        return self._windows[spatial]
+
+    def __call__(self, x: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        win = self.window(x.shape[2:])
+        xc = x.astype(self.compute, copy=False)
+        if self.kind == "pointwise" and not any(win.pads_begin + win.pads_end):
+            y = self._pointwise(xc, win)
+        elif self.kind == "depthwise":
+            y = self._depthwise(xc, win)
+        else:
+            y = self._im2col(xc, win)
+        bias = self.bias if self.bias is not None or b is None \
+            else b.astype(self.compute).reshape((self.m,) + (1,) * self.rank)
+        if bias is not None:
+            y += bias
+        return y.astype(x.dtype, copy=False)
+
+    def _pointwise(self, x: np.ndarray, win: Window) -> np.ndarray:
+        n, c = x.shape[:2]
+        picked = x[(slice(None), slice(None)) + tuple(slice(0, o * s, s) for o, s in
+                                                      zip(win.outputs, win.strides))]
+        y = np.matmul(self.w, picked.reshape(n, c, -1))  # (M, C) @ (N, C, L) -> (N, M, L)
+        return y.reshape((n, self.m) + win.outputs)
+
+    def _depthwise(self, x: np.ndarray, win: Window) -> np.ndarray:
+        """Each tap is one multiply-add of a shifted *flat* view of the padded input.
+
+        With strides, the padded input is first split into stride-phase planes, so that every
+        tap reads one plane at a constant flat offset. Outputs are computed on a grid as wide as
+        the plane (the extra columns are dropped at the end): the inner loops then run over whole
+        planes instead of short rows, which is what makes numpy fast here.
+        """
+        n, c = x.shape[:2]
+        s, d, k, outs = win.strides, win.dilations, self.kernel, win.outputs
+        padded = [-(-max(i + pb + pe, (o - 1) * st + (kk - 1) * dd + 1) // st) * st
+                  for i, pb, pe, o, st, kk, dd in zip(x.shape[2:], win.pads_begin, win.pads_end,
+                                                      outs, s, k, d)]
+        plane = [p // st for p, st in zip(padded, s)]
+        size, rows = math.prod(plane), n * c
+        phases = list(itertools.product(*(range(st) for st in s)))
+        # one buffer: the phase planes, then one plane of zeros that flat views may run into
+        buf = np.zeros((len(phases) * rows + 1) * size, dtype=self.compute)
+        planes = buf[:len(phases) * rows * size].reshape((len(phases), rows) + tuple(plane))
+        interior = tuple(slice(pb, pb + i) for pb, i in zip(win.pads_begin, x.shape[2:]))
+        flat_x = x.reshape((rows,) + x.shape[2:])
+        if len(phases) == 1:
+            planes[(0, slice(None)) + interior] = flat_x
+        else:
+            xp = np.zeros((rows,) + tuple(padded), dtype=self.compute)
+            xp[(slice(None),) + interior] = flat_x
+            for index, phase in enumerate(phases):
+                planes[index] = xp[(slice(None),) + tuple(slice(a, None, st)
+                                                          for a, st in zip(phase, s))]
+        strides = [math.prod(plane[axis + 1:]) for axis in range(self.rank)]
+        length = outs[0] * strides[0]
+        reads = []  # (flat start in buf, per-row weights) for every tap
+        for tap in itertools.product(*(range(kk) for kk in k)):
+            phase = tuple(t * dd % st for t, dd, st in zip(tap, d, s))
+            offset = sum(t * dd // st * stride for t, dd, st, stride in zip(tap, d, s, strides))
+            weights = self.taps[tap].reshape(self.m, 1)
+            reads.append((phases.index(phase) * rows * size + offset,
+                          weights if n == 1 else np.tile(weights, (n, 1))))
+        grid = np.empty((rows, length), dtype=self.compute)
+        item = buf.itemsize
+
+        def accumulate(block: slice) -> None:
+            out, scratch = grid[block], None
+            for start, weights in reads:
+                start += block.start * size
+                view = as_strided(buf[start:], (out.shape[0], length), (size * item, item),
+                                  writeable=False)
+                if scratch is None:
+                    np.multiply(view, weights[block], out=out)
+                    scratch = np.empty_like(out)
+                else:
+                    np.multiply(view, weights[block], out=scratch)
+                    out += scratch
+
+        # row blocks run in parallel (numpy releases the GIL); each row's sum has the same order
+        # whatever the thread count, so results do not depend on it
+        per_thread = -(-rows // THREADS)
+        parallel_map(accumulate, [slice(r, min(r + per_thread, rows))
+                                  for r in range(0, rows, per_thread)])
+        y = grid.reshape((n, c, outs[0]) + tuple(plane[1:]))
+        return np.ascontiguousarray(y[(slice(None),) * 3 + tuple(slice(0, o) for o in outs[1:])])
+
+    def _im2col(self, x: np.ndarray, win: Window) -> np.ndarray:
+        n, c = x.shape[:2]
+        spatial = tuple(range(2, 2 + self.rank))
+        xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(win.pads_begin, win.pads_end)))
+        extent = tuple((k - 1) * d + 1 for k, d in zip(self.kernel, win.dilations))
+        views = sliding_window_view(xp, extent, axis=spatial)  # (N, C, *positions, *extent)
+        views = views[(slice(None), slice(None))
+                      + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(win.outputs, win.strides))
+                      + tuple(slice(None, None, d) for d in win.dilations)]
+        # columns ordered (C, taps) x positions to match W reshaped to (G, M/G, C/G * taps)
+        order = (0, 1) + tuple(range(2 + self.rank, 2 + 2 * self.rank)) + spatial
+        cols = np.ascontiguousarray(views.transpose(order)).reshape(
+            n, self.group, -1, math.prod(win.outputs))
+        y = np.matmul(self.w, cols)  # (G, M/G, K) @ (N, G, K, L) -> (N, G, M/G, L)
+        return y.reshape((n, self.m) + win.outputs)
+
+
+def _conv_prepare(attrs: Mapping[str, Any],
+                  consts: Sequence[np.ndarray | None]) -> Callable[..., np.ndarray] | None:
+    if len(consts) < 2 or consts[1] is None:
+        return None
+    plan = ConvPlan(consts[1], consts[2] if len(consts) > 2 else None, **attrs)
+    baked_bias = len(consts) > 2 and consts[2] is not None
+    return lambda x, w, b=None: plan(x, None if baked_bias else b)
+
+
+@kernel("Conv", dtypes=_F, prepare=_conv_prepare)
+def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str = "NOTSET",
+         dilations: list[int] | None = None, group: int = 1,
+         kernel_shape: list[int] | None = None, pads: list[int] | None = None,
+         strides: list[int] | None = None) -> np.ndarray:
+    return ConvPlan(w, b, auto_pad=auto_pad, dilations=dilations, group=group,
+                    kernel_shape=kernel_shape, pads=pads, strides=strides)(x)
+
+
+def _place(full: np.ndarray, begins: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
+    """full[..., begin:begin + size] per spatial axis, zero-filled where that runs off full."""
+    out = np.zeros(full.shape[:2] + tuple(sizes), dtype=full.dtype)
+    src, dst = [slice(None)] * 2, [slice(None)] * 2
+    for n_full, b, size in zip(full.shape[2:], begins, sizes):
+        lo, hi = max(b, 0), min(b + size, n_full)
+        src.append(slice(lo, max(hi, lo)))
+        dst.append(slice(lo - b, lo - b + max(hi - lo, 0)))
+    out[tuple(dst)] = full[tuple(src)]
+    return out
+
+
+@kernel("ConvTranspose", dtypes=_F)
+def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+                   auto_pad: str = "NOTSET", dilations: list[int] | None = None, group: int = 1,
+                   kernel_shape: list[int] | None = None, output_padding: list[int] | None = None,
+                   output_shape: list[int] | None = None, pads: list[int] | None = None,
+                   strides: list[int] | None = None) -> np.ndarray:
+    compute = _compute_dtype(x.dtype)
+    n, c = x.shape[:2]
+    spatial_in = x.shape[2:]
+    rank = len(spatial_in)
+    k = tuple(w.shape[2:])
+    if kernel_shape and tuple(kernel_shape) != k:
+        raise ValueError(f"kernel_shape {list(kernel_shape)} does not match W {w.shape}")
+    strides = list(strides or [1] * rank)
+    dilations = list(dilations or [1] * rank)
+    output_padding = list(output_padding or [0] * rank)
+    extent = [(kk - 1) * d + 1 for kk, d in zip(k, dilations)]
+    m = w.shape[1] * group
+    # every input pixel scatters a kernel-sized patch: patches = W^T x per group (one matmul)
+    wt = w.astype(compute).reshape(group, c // group, -1).transpose(0, 2, 1)
+    patches = np.matmul(wt, x.astype(compute).reshape(n, group, c // group, -1))
+    patches = patches.reshape((n, m) + k + spatial_in)
+    full_size = [(i - 1) * s + e for i, s, e in zip(spatial_in, strides, extent)]
+    full = np.zeros((n, m) + tuple(full_size), dtype=compute)
+    for tap in itertools.product(*(range(kk) for kk in k)):
+        region = tuple(slice(t * d, t * d + (i - 1) * s + 1, s)
+                       for t, d, i, s in zip(tap, dilations, spatial_in, strides))
+        full[(slice(None), slice(None)) + region] += patches[(slice(None), slice(None)) + tap]
+    # output size and where it starts inside `full` (explicit pads, output_shape or SAME_*)
+    natural = [f + p for f, p in zip(full_size, output_padding)]
+    if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        sizes = list(output_shape[-rank:]) if output_shape else [i * s for i, s in
+                                                                 zip(spatial_in, strides)]
+        total = [nat - size for nat, size in zip(natural, sizes)]
+        begins = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+    else:
+        p = list(pads or [0] * 2 * rank) if auto_pad != "VALID" else [0] * 2 * rank
+        begins = p[:rank]
+        sizes = [nat - pb - pe for nat, pb, pe in zip(natural, p[:rank], p[rank:])]
+    y = _place(full, begins, sizes)
+    if b is not None:
+        y += b.astype(compute).reshape((m,) + (1,) * rank)
+    return y.astype(x.dtype, copy=False)
