@@ -62,6 +62,9 @@ def check_runtime(name: str, artifact: Path, samples: list[dict[str, np.ndarray]
         msg = str(exc).strip().splitlines()
         return ParityResult(name, True, f"failed to run: {msg[0][:300] if msg else exc!r}",
                             passed=False, violations=["runtime error"], tolerance=tolerance)
+    if getattr(session, "fallback", None):  # ran elsewhere than its name says (ncnn-vulkan on CPU)
+        return ParityResult(name, False, session.fallback, session.device, tolerance=tolerance,
+                            details=dict(session.details))
     per_output: dict[str, list[ErrorStats]] = {}
     missing = []
     for got, want in zip(outputs, expected):

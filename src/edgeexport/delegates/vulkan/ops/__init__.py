@@ -1,0 +1,6 @@
+"""ncnn emitters, one module per op family; importing this package registers all of them in
+edgeexport.delegates.vulkan.registry.REGISTRY.
+"""
+
+from edgeexport.delegates.vulkan.ops import (  # noqa: F401
+    activation, conv, elementwise, linear, norm, pool, rearrange, reduce, shape, spatial)
