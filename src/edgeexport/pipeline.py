@@ -212,6 +212,7 @@ def build_manifest(target: str, artifact: Artifact, result: ExportResult, opts: 
         "artifact_format": artifact.format,
         "ir": "ir.onnx" if artifact.format != "onnx" else artifact.path.name,
         "precision": precision,
+        "compute_units": artifact.extra.get("compute_units"),  # CoreML: how apps load it
         "inputs": [describe(v) for v in graph.inputs if v.name not in graph.initializers],
         "outputs": [describe(v) for v in graph.outputs],
         "preprocessing": opts.preprocessing,

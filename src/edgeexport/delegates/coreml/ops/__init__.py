@@ -1,0 +1,15 @@
+"""Op emitters of the coreml registry, one module per op family; importing registers them."""
+
+from edgeexport.delegates.coreml.ops import (  # noqa: F401
+    activation,
+    conv,
+    elementwise,
+    linear,
+    logic,
+    misc,
+    norm,
+    quant,
+    reduce,
+    resize,
+    shape,
+)

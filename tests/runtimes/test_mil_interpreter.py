@@ -1,0 +1,89 @@
+"""The mil-interpreter runtime: executes what the ML Program states (fp16 rounding between ops,
+coremltools' value inference), maps names back to the IR, exposes intermediates; and the
+coreml runtime says why it cannot run off macOS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeexport.delegates.coreml import TARGET
+from edgeexport.runtimes import artifact_format, get, runtimes_for
+
+
+def _model(big: float = 2048.0) -> ir.Model:
+    """y = (x + big) - big: exact in fp32 for small integers, rounds to a multiple of 2 in fp16."""
+    nodes = [helper.make_node("Add", ["x", "big"], ["s"], name="add"),
+             helper.make_node("Sub", ["s", "big"], ["y"], name="sub")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(np.array(big, np.float32), "big")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    return ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
+
+
+def _emit(tmp_path: Path, precision: str) -> Path:
+    out = tmp_path / precision
+    out.mkdir()
+    return TARGET.emit(_model(), out, argparse.Namespace(precision=precision)).path
+
+
+def test_fp16_programs_round_between_ops_like_the_program_states(tmp_path: Path) -> None:
+    x = np.array([[1, 2, 3, 5]], np.float32)
+    fp32 = get("mil-interpreter").load(_emit(tmp_path, "fp32")).run({"x": x})["y"]
+    fp16 = get("mil-interpreter").load(_emit(tmp_path, "fp16")).run({"x": x})["y"]
+    np.testing.assert_array_equal(fp32, x)
+    # 2049, 2051 and 2053 are not fp16 numbers: the sum is rounded (half to even) before the sub
+    np.testing.assert_array_equal(fp16, (x.astype(np.float16) + np.float16(2048))
+                                  .astype(np.float16) - np.float16(2048))
+    assert fp16.dtype == np.float32  # outputs are cast back, as the program's last op says
+    assert not np.array_equal(fp16, x)
+
+
+def test_uses_coremltools_value_inference_where_it_exists(tmp_path: Path) -> None:
+    from coremltools.converters.mil.mil.operation import Operation
+
+    from edgeexport.runtimes.mil import KERNELS, MilProgram
+
+    program = MilProgram(_emit(tmp_path, "fp16"))
+    computed = [op for op in program.ops if op.op_type != "const"]
+    assert [op.op_type for op in computed] == ["cast", "add", "sub", "cast"]
+    for op in computed:  # none of these has a kernel of ours: coremltools' definition runs
+        assert op.op_type not in KERNELS
+        assert type(op).value_inference is not Operation.value_inference
+
+
+def test_run_all_and_names(tmp_path: Path) -> None:
+    session = get("mil-interpreter").load(_emit(tmp_path, "fp32"))
+    x = np.ones((1, 4), np.float32)
+    every = session.run_all({"x": x})
+    assert {"x", "s", "y"} <= set(every)
+    np.testing.assert_array_equal(every["s"], x + 2048)
+    assert session.details["opset"] == "iOS16"
+    with pytest.raises(ValueError, match="missing input 'x'"):
+        session.run({})
+
+
+def test_artifact_format_and_runtimes(tmp_path: Path) -> None:
+    path = _emit(tmp_path, "fp32")
+    assert artifact_format(path) == "mlpackage"
+    assert runtimes_for("mlpackage") == ["mil-interpreter", "coreml"]
+    assert get("mil-interpreter").unavailable_reason() is None
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="checks the off-macOS behaviour")
+def test_coreml_runtime_is_unavailable_off_macos(tmp_path: Path) -> None:
+    runtime = get("coreml")
+    reason = runtime.unavailable_reason()
+    assert reason is not None and "macOS" in reason
+    with pytest.raises(RuntimeError, match="macOS"):
+        runtime.load(_emit(tmp_path, "fp32"))
