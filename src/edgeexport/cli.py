@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import edgeexport
+from edgeexport._blas import prefer_avx512_kernels
 from edgeexport.errors import EdgeExportError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARITY = 0, 1, 2, 3
@@ -116,6 +117,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    prefer_avx512_kernels()  # before anything imports numpy
     debug = "--debug" in argv
     as_json = "--json" in argv
     if not debug:

@@ -18,6 +18,7 @@ from edgeexport import ir as eir
 from edgeexport.errors import ConversionError, EdgeExportError, UnsupportedOpError, UsageError
 from edgeexport.runtimes.base import Runtime, Session
 from edgeexport.runtimes.reference.kernels import KERNELS, Unsupported
+from edgeexport.runtimes.reference.kernels._parallel import blas_limit
 
 __all__ = ["Interpreter", "ReferenceRuntime", "ReferenceSession", "node_attributes", "run"]
 
@@ -217,7 +218,7 @@ class Interpreter:
             kept.update((name, env[slot]) for name, (slot, _) in self._inputs.items()
                         if env[slot] is not None)
         # IEEE results (inf, nan) are the definition here, not something to warn about
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), blas_limit():
             for step in self._steps:
                 outputs = self._execute(step, [None if i is None else env[i] for i in step.inputs])
                 for slot, array in zip(step.outputs, outputs):

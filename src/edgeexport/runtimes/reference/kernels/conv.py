@@ -1,5 +1,6 @@
 """Conv and ConvTranspose, N-d: 1x1 convs as one matmul, depthwise convs as a sum over kernel
-taps of strided slices, everything else as im2col + a batched matmul per group (BLAS).
+taps (depthwise.py), everything else as im2col + a batched matmul per group (BLAS), the columns
+copied as flat runs of the padded input (_planes.py).
 
 A ConvPlan holds what does not depend on the input (weight layouts, the algorithm); the
 interpreter builds it once per node when the weights are constant. float16 accumulates in float32.
@@ -12,11 +13,11 @@ import math
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from edgeexport.runtimes.reference.kernels import FLOATS, kernel
-from edgeexport.runtimes.reference.kernels._parallel import THREADS, parallel_map
+from edgeexport.runtimes.reference.kernels._planes import FlatPlanes, copy_out
 from edgeexport.runtimes.reference.kernels._window import Window, window
+from edgeexport.runtimes.reference.kernels.depthwise import depthwise
 
 _F = {"T": FLOATS}
 
@@ -45,14 +46,14 @@ class ConvPlan:
             self.kind = "pointwise"
             self.w = w.reshape(m, cg)
         elif cg == 1 and m == group:
-            self.kind = "depthwise"  # one filter per channel: broadcast each tap over (N, C)
-            self.taps = {tap: np.ascontiguousarray(w[(slice(None), 0) + tap]).reshape((m,) + ones)
-                         for tap in itertools.product(*(range(k) for k in self.kernel))}
+            self.kind = "depthwise"  # one filter per channel: see depthwise.py
+            self.w = w
         else:
             self.kind = "im2col"
             self.w = np.ascontiguousarray(w.reshape(group, m // group, cg * math.prod(self.kernel)))
         self.bias = None if b is None else b.astype(self.compute).reshape((m,) + ones)
         self._windows: dict[tuple[int, ...], Window] = {}
+        self._layouts: dict[tuple[int, ...], Any] = {}
 
     def window(self, spatial: tuple[int, ...]) -> Window:
         if spatial not in self._windows:
@@ -62,17 +63,26 @@ class ConvPlan:
     def __call__(self, x: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         win = self.window(x.shape[2:])
         xc = x.astype(self.compute, copy=False)
-        if self.kind == "pointwise" and not any(win.pads_begin + win.pads_end):
-            y = self._pointwise(xc, win)
-        elif self.kind == "depthwise":
-            y = self._depthwise(xc, win)
-        else:
-            y = self._im2col(xc, win)
         bias = self.bias if self.bias is not None or b is None \
             else b.astype(self.compute).reshape((self.m,) + (1,) * self.rank)
-        if bias is not None:
-            y += bias
+        if self.kind == "pointwise" and not any(win.pads_begin + win.pads_end):
+            y = self._pointwise(xc, win)
+            if bias is not None:
+                y += bias
+        elif self.kind == "depthwise":
+            y = self._layout(x.shape, win)(xc, bias)
+        else:
+            y = self._im2col(xc, win, bias)
         return y.astype(x.dtype, copy=False)
+
+    def _layout(self, shape: tuple[int, ...], win: Window) -> Any:
+        """What depends on the input shape but not on the values, built once per shape: the
+        depthwise algorithm, or the flat planes that im2col reads its columns from."""
+        layout = self._layouts.get(shape)
+        if layout is None:
+            layout = self._layouts[shape] = depthwise(self.w, shape, win) \
+                if self.kind == "depthwise" else FlatPlanes(shape, self.kernel, win)
+        return layout
 
     def _pointwise(self, x: np.ndarray, win: Window) -> np.ndarray:
         n, c = x.shape[:2]
@@ -81,83 +91,19 @@ class ConvPlan:
         y = np.matmul(self.w, picked.reshape(n, c, -1))  # (M, C) @ (N, C, L) -> (N, M, L)
         return y.reshape((n, self.m) + win.outputs)
 
-    def _depthwise(self, x: np.ndarray, win: Window) -> np.ndarray:
-        """Each tap is one multiply-add of a shifted *flat* view of the padded input.
-
-        With strides, the padded input is first split into stride-phase planes, so that every
-        tap reads one plane at a constant flat offset. Outputs are computed on a grid as wide as
-        the plane (the extra columns are dropped at the end): the inner loops then run over whole
-        planes instead of short rows, which is what makes numpy fast here.
-        """
+    def _im2col(self, x: np.ndarray, win: Window, bias: np.ndarray | None) -> np.ndarray:
         n, c = x.shape[:2]
-        s, d, k, outs = win.strides, win.dilations, self.kernel, win.outputs
-        padded = [-(-max(i + pb + pe, (o - 1) * st + (kk - 1) * dd + 1) // st) * st
-                  for i, pb, pe, o, st, kk, dd in zip(x.shape[2:], win.pads_begin, win.pads_end,
-                                                      outs, s, k, d)]
-        plane = [p // st for p, st in zip(padded, s)]
-        size, rows = math.prod(plane), n * c
-        phases = list(itertools.product(*(range(st) for st in s)))
-        # one buffer: the phase planes, then one plane of zeros that flat views may run into
-        buf = np.zeros((len(phases) * rows + 1) * size, dtype=self.compute)
-        planes = buf[:len(phases) * rows * size].reshape((len(phases), rows) + tuple(plane))
-        interior = tuple(slice(pb, pb + i) for pb, i in zip(win.pads_begin, x.shape[2:]))
-        flat_x = x.reshape((rows,) + x.shape[2:])
-        if len(phases) == 1:
-            planes[(0, slice(None)) + interior] = flat_x
-        else:
-            xp = np.zeros((rows,) + tuple(padded), dtype=self.compute)
-            xp[(slice(None),) + interior] = flat_x
-            for index, phase in enumerate(phases):
-                planes[index] = xp[(slice(None),) + tuple(slice(a, None, st)
-                                                          for a, st in zip(phase, s))]
-        strides = [math.prod(plane[axis + 1:]) for axis in range(self.rank)]
-        length = outs[0] * strides[0]
-        reads = []  # (flat start in buf, per-row weights) for every tap
-        for tap in itertools.product(*(range(kk) for kk in k)):
-            phase = tuple(t * dd % st for t, dd, st in zip(tap, d, s))
-            offset = sum(t * dd // st * stride for t, dd, st, stride in zip(tap, d, s, strides))
-            weights = self.taps[tap].reshape(self.m, 1)
-            reads.append((phases.index(phase) * rows * size + offset,
-                          weights if n == 1 else np.tile(weights, (n, 1))))
-        grid = np.empty((rows, length), dtype=self.compute)
-        item = buf.itemsize
-
-        def accumulate(block: slice) -> None:
-            out, scratch = grid[block], None
-            for start, weights in reads:
-                start += block.start * size
-                view = as_strided(buf[start:], (out.shape[0], length), (size * item, item),
-                                  writeable=False)
-                if scratch is None:
-                    np.multiply(view, weights[block], out=out)
-                    scratch = np.empty_like(out)
-                else:
-                    np.multiply(view, weights[block], out=scratch)
-                    out += scratch
-
-        # row blocks run in parallel (numpy releases the GIL); each row's sum has the same order
-        # whatever the thread count, so results do not depend on it
-        per_thread = -(-rows // THREADS)
-        parallel_map(accumulate, [slice(r, min(r + per_thread, rows))
-                                  for r in range(0, rows, per_thread)])
-        y = grid.reshape((n, c, outs[0]) + tuple(plane[1:]))
-        return np.ascontiguousarray(y[(slice(None),) * 3 + tuple(slice(0, o) for o in outs[1:])])
-
-    def _im2col(self, x: np.ndarray, win: Window) -> np.ndarray:
-        n, c = x.shape[:2]
-        spatial = tuple(range(2, 2 + self.rank))
-        xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(win.pads_begin, win.pads_end)))
-        extent = tuple((k - 1) * d + 1 for k, d in zip(self.kernel, win.dilations))
-        views = sliding_window_view(xp, extent, axis=spatial)  # (N, C, *positions, *extent)
-        views = views[(slice(None), slice(None))
-                      + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(win.outputs, win.strides))
-                      + tuple(slice(None, None, d) for d in win.dilations)]
-        # columns ordered (C, taps) x positions to match W reshaped to (G, M/G, C/G * taps)
-        order = (0, 1) + tuple(range(2 + self.rank, 2 + 2 * self.rank)) + spatial
-        cols = np.ascontiguousarray(views.transpose(order)).reshape(
-            n, self.group, -1, math.prod(win.outputs))
-        y = np.matmul(self.w, cols)  # (G, M/G, K) @ (N, G, K, L) -> (N, G, M/G, L)
-        return y.reshape((n, self.m) + win.outputs)
+        planes = self._layout(x.shape, win)
+        buf = planes.fill(x)
+        # columns ordered (C, taps) x grid positions to match W reshaped to (G, M/G, C/G * taps);
+        # each tap's columns are one flat run per channel
+        cols = np.empty((n, c, len(planes.starts), planes.length), dtype=x.dtype)
+        for index in range(len(planes.starts)):
+            cols[:, :, index] = planes.tap(buf, index).reshape(n, c, planes.length)
+        # (G, M/G, K) @ (N, G, K, L) -> (N, G, M/G, L), cropped to (N, M, *outputs)
+        k = c // self.group * len(planes.starts)
+        y = np.matmul(self.w, cols.reshape(n, self.group, k, planes.length))
+        return copy_out(planes.crop(y, self.m), bias)
 
 
 def _conv_prepare(attrs: Mapping[str, Any],
