@@ -1,0 +1,95 @@
+"""The nnapi target: a .tflite for Android's NNAPI delegate, with the partition the delegate will
+make at a given Android API level (27..35) computed from its per-op rules, before any device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import onnx_ir as ir
+
+from edgeexport.delegates.base import Coverage, Fallback
+from edgeexport.delegates.nnapi.rules import OpView, why_not
+from edgeexport.delegates.tflite.target import TfliteTarget
+from edgeexport.errors import UsageError
+
+API_LEVELS = range(27, 36)
+DEFAULT_API = 29
+
+
+def android_api(options: argparse.Namespace | None) -> int:
+    api = getattr(options, "android_api", None) or DEFAULT_API
+    if api not in API_LEVELS:
+        raise UsageError(f"--android-api {api}: choose 27..35 (NNAPI exists from API 27)")
+    return int(api)
+
+
+class NnapiTarget(TfliteTarget):
+    name = "nnapi"
+    description = "Android .tflite for the NNAPI delegate (LiteRT CPU here; partition per API)"
+    runtimes = ("litert",)
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--android-api", type=int, default=DEFAULT_API, metavar="27..35",
+                            help=f"lowest Android API level to support (default {DEFAULT_API})")
+        parser.add_argument("--nnapi-fp16-relaxed", action="store_true",
+                            help="let NNAPI compute fp32 ops in fp16 (API >= 28)")
+
+    def extra(self, options: argparse.Namespace | None) -> dict:
+        return {"android_api": android_api(options),
+                "fp16_relaxed": self._relaxed(options)}
+
+    def metadata(self, options: argparse.Namespace | None) -> dict[str, bytes]:
+        # what the app should pass to the NnApiDelegate options, next to the model it belongs to
+        return {"edgeexport.nnapi": json.dumps(self.extra(options), sort_keys=True).encode()}
+
+    @staticmethod
+    def _relaxed(options: argparse.Namespace | None) -> bool:
+        return bool(getattr(options, "nnapi_fp16_relaxed", False))
+
+    def coverage(self, model: ir.Model, options: argparse.Namespace | None = None) -> Coverage:
+        api = android_api(options)
+        emitted = self.emit_bytes(model, options)
+        fm = emitted.model
+        producers = {o.name: n.name or o.name for n in model.graph for o in n.outputs if o}
+        back = {v[0]: k for k, v in emitted.tensor_map.items()}
+        const = {i for i, t in enumerate(fm.tensors) if t.buffer != 0}
+        ops = list(zip(range(len(fm.operators)), emitted.ops))
+        for i, name in ops:  # DEQUANTIZE of a constant (fp16 weights) is folded by the delegate
+            op = fm.operators[i]
+            if name == "DEQUANTIZE" and all(t in const for t in op.inputs):
+                const.update(op.outputs)
+        fallback, partitions, delegated, total, inside = [], 0, 0, 0, False
+        for i, name in ops:
+            op = fm.operators[i]
+            if name == "DEQUANTIZE" and all(t in const for t in op.outputs):
+                continue
+            total += 1
+            reason = why_not(OpView(fm, i, name, const), api, self._relaxed(options))
+            if reason is None:
+                delegated += 1
+                partitions += 0 if inside else 1
+                inside = True
+                continue
+            inside = False
+            out_name = fm.tensors[op.outputs[0]].name
+            ir_value = back.get(out_name, out_name.split("/")[0])
+            fallback.append(Fallback(producers.get(ir_value, ir_value), name, reason))
+        notes = [f"Android API {api}: {delegated}/{total} TFLite ops run on NNAPI in "
+                 f"{partitions} partition(s); the rest on the TFLite CPU kernels"]
+        if self._relaxed(options):
+            notes.append("fp16 relaxation on: NNAPI may compute fp32 ops in fp16"
+                         if api >= 28 else "fp16 relaxation ignored: it needs Android API 28")
+        if partitions > 1:
+            msg = (f"WARNING: the graph splits into {partitions} NNAPI partitions; every switch "
+                   "between NNAPI and the CPU copies tensors, and such models often run slower "
+                   "on the accelerator than on the CPU. See the fallback list for the ops to "
+                   "change or raise --android-api.")
+            notes.append(msg)
+            print(f"edgeexport: nnapi: {msg}", file=sys.stderr)
+        return Coverage(total, delegated, partitions, fallback, notes)
+
+
+TARGET = NnapiTarget()

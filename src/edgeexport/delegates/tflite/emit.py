@@ -1,0 +1,106 @@
+"""Walks the IR once, in order, calling each node's registered emitter; the graph boundary keeps
+the IR's names, shapes and layouts (at most one transpose per boundary tensor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from edgeexport.delegates.tflite import layout as L
+from edgeexport.delegates.tflite import ops  # noqa: F401  (registers the op families)
+from edgeexport.delegates.tflite import quant
+from edgeexport.delegates.tflite.context import EmitContext
+from edgeexport.delegates.tflite.registry import REGISTRY
+from edgeexport.errors import ConversionError, UnsupportedOpError
+
+
+@dataclass
+class Emitted:
+    data: bytes
+    ops: list[str]
+    tensor_map: dict[str, Any] = field(default_factory=dict)
+    #: the writer's tables (tensors, operators, opcodes) for partitioners that inspect them
+    model: Any = None
+
+
+def supported_by(op: str) -> list[str]:
+    """Targets whose registry takes `op` (for the unsupported-op message)."""
+    from edgeexport import profile
+
+    try:
+        return [t for t, s in profile.support_matrix().get(op, {}).items() if s != "no"]
+    except Exception:  # a half-written delegate elsewhere must not hide this error
+        return []
+
+
+def emit_model(model: ir.Model, precision: str = "fp32", options: Any = None,
+               target: str = "tflite", metadata: dict[str, bytes] | None = None) -> Emitted:
+    """The .tflite bytes of an IR model (fp32 or fp16 weights; QDQ graphs become int8)."""
+    from edgeexport.exporter import node_source
+
+    ctx = EmitContext(model, precision, options, target)
+    graph = model.graph
+    for v in graph.inputs:
+        if v.name in graph.initializers:
+            continue
+        idx = ctx.fb.tensor(v.name, ctx.shape(v), ctx.dtype(v))
+        ctx.define(v, idx, L.identity(ctx.rank(v)))
+        ctx.fb.inputs.append(idx)
+    quant.prepare(ctx)  # QDQ: records quantization and picks the int8 nodes before emission
+    for node in graph:
+        if id(node) in ctx.skip:
+            continue
+        reason = REGISTRY.why_not(node, ctx)
+        if reason is not None:
+            raise UnsupportedOpError(node.op_type, node.name or "", target=target, reason=reason,
+                                     source=node_source(node),
+                                     supported_by=supported_by(node.op_type))
+        ctx.int8_node = id(node) in ctx.int8_nodes
+        try:
+            REGISTRY.rule(node.op_type).emit(node, ctx)
+        except (NotImplementedError, ValueError, KeyError) as exc:
+            raise UnsupportedOpError(node.op_type, node.name or "", target=target,
+                                     reason=str(exc) or type(exc).__name__,
+                                     source=node_source(node),
+                                     supported_by=supported_by(node.op_type)) from exc
+    for v in graph.outputs:
+        if ctx.const(v) is not None and v.name not in ctx.values:
+            raise ConversionError(f"output '{v.name}' is a constant; nothing to compute")
+        stored = ctx.values[v.name]
+        idx = stored.index
+        if (not L.is_identity(stored.layout) or ctx.fb.name(idx) != v.name
+                or v.name in ctx.quant):
+            idx = _boundary(ctx, v)
+        ctx.fb.outputs.append(idx)
+    ctx.fb.metadata.update(metadata or {})
+    return Emitted(ctx.fb.finish(ctx.tensor_map), ctx.fb.op_names(), ctx.tensor_map, ctx.fb)
+
+
+def _boundary(ctx: EmitContext, v: ir.Value) -> int:
+    """The output tensor named after the IR output, in the IR's layout."""
+    stored = ctx.values[v.name]
+    ctx.int8_node = False
+    if v.name in ctx.quant:  # outputs are float: DEQUANTIZE into the output's name
+        idx = ctx.fb.tensor(v.name, ctx.shape(v), np.float32)
+        if L.is_identity(stored.layout) and ctx.fb.dtype(stored.index) != np.float32:
+            ctx.fb.op("DEQUANTIZE", [stored.index], [idx])
+        else:
+            ctx.reshape(ctx.input(v, L.identity(ctx.rank(v))), idx)
+        ctx.define(v, idx, L.identity(ctx.rank(v)))
+        return idx
+    if not L.is_identity(stored.layout):
+        idx = ctx.input(v, L.identity(ctx.rank(v)), name=v.name)
+    else:  # an alias of another value (Identity, a no-op reshape): copy under the IR name
+        q = ctx.quant.get(v.name)
+        idx = ctx.fb.tensor(v.name, ctx.fb.shape(stored.index), ctx.fb.dtype(stored.index),
+                            quant=q)
+        ctx.fb.op("RESHAPE", [stored.index, ctx.int32(ctx.fb.shape(stored.index),
+                                                      f"shape{ctx.fb.shape(stored.index)}")],
+                  [idx])
+    ctx.define(v, idx, L.identity(ctx.rank(v)))
+    return idx
+

@@ -1,0 +1,121 @@
+"""Reductions over stored axes: ReduceMean/Sum/Max/Min/Prod -> MEAN/SUM/REDUCE_*, the L1/L2/
+sum-of-squares forms as a map then SUM, ArgMax/ArgMin -> ARG_MAX/ARG_MIN, CumSum -> CUMSUM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+from ai_edge_litert import schema_py_generated as fb
+
+from edgeexport.delegates.tflite import layout as L
+from edgeexport.delegates.tflite.context import EmitContext, is_const
+from edgeexport.delegates.tflite.ops.elementwise import _static
+from edgeexport.delegates.tflite.registry import REGISTRY
+
+_REDUCE = {"ReduceMean": "MEAN", "ReduceSum": "SUM", "ReduceMax": "REDUCE_MAX",
+           "ReduceMin": "REDUCE_MIN", "ReduceProd": "REDUCE_PROD", "ReduceL1": "SUM",
+           "ReduceL2": "SUM", "ReduceSumSquare": "SUM"}
+_PRE = {"ReduceL1": "ABS", "ReduceL2": "SQUARE", "ReduceSumSquare": "SQUARE"}
+
+
+def _axes(node: ir.Node, rank: int) -> list[int] | None:
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        arr = EmitContext.array(node.inputs[1])
+        return None if arr is None else sorted({int(a) % rank for a in arr.ravel()})
+    attr = node.attributes.get("axes")
+    if attr is not None:
+        return sorted({a % rank for a in attr.as_ints()})
+    noop = node.attributes.get("noop_with_empty_axes")
+    return [] if noop is not None and noop.as_int() else list(range(rank))
+
+
+def _check_reduce(node: ir.Node, ctx: object) -> str | None:
+    x = node.inputs[0]
+    if x.shape is None:
+        return "unknown rank"
+    if _axes(node, len(x.shape)) is None:
+        return "axes must be a constant"
+    return _static(node, ctx)
+
+
+@REGISTRY.op(*_REDUCE, check=_check_reduce, conditions="constant axes")
+def emit_reduce(node: ir.Node, ctx: EmitContext) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    rank = ctx.rank(x)
+    axes = _axes(node, rank)
+    lay = ctx.layout(x)
+    xin = ctx.input(x, lay)
+    if not axes:
+        ctx.alias(out, x)
+        return
+    pre = _PRE.get(node.op_type)
+    if pre is not None:
+        t = ctx.temp(f"{out.name}/{pre.lower()}", ctx.fb.shape(xin), ctx.fb.dtype(xin))
+        ctx.fb.op(pre, [xin], [t])
+        xin = t
+    k = node.attributes.get("keepdims")
+    keep = k is None or bool(k.as_int())
+    out_lay = lay if keep else L.drop_axes(lay, axes)
+    phys = sorted(L.physical_axis(a, lay) for a in axes)
+    opt = fb.ReducerOptionsT()
+    opt.keepDims = keep
+    if node.op_type == "ReduceL2":
+        t = ctx.temp(f"{out.name}/sumsq", L.physical_shape(ctx.shape(out), out_lay),
+                     ctx.fb.dtype(xin))
+        ctx.fb.op("SUM", [xin, ctx.int32(phys, f"axes{phys}")], [t], opt)
+        y = ctx.output(out, out_lay)
+        ctx.fb.op("SQRT", [t], [y])
+        return
+    y = ctx.output(out, out_lay)
+    ctx.fb.op(_REDUCE[node.op_type], [xin, ctx.int32(phys, f"axes{phys}")], [y], opt)
+
+
+def _check_arg(node: ir.Node, ctx: object) -> str | None:
+    sel = node.attributes.get("select_last_index")
+    if sel is not None and sel.as_int():
+        return "select_last_index=1"
+    return _static(node, ctx)
+
+
+@REGISTRY.op("ArgMax", "ArgMin", check=_check_arg, conditions="select_last_index=0")
+def emit_arg(node: ir.Node, ctx: EmitContext) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    rank = ctx.rank(x)
+    a = node.attributes.get("axis")
+    axis = (a.as_int() if a is not None else 0) % rank
+    lay = ctx.layout(x)
+    xin = ctx.input(x, lay)
+    k = node.attributes.get("keepdims")
+    keep = k is None or bool(k.as_int())
+    dropped = L.drop_axes(lay, [axis])
+    opt = fb.ArgMaxOptionsT() if node.op_type == "ArgMax" else fb.ArgMinOptionsT()
+    opt.outputType = fb.TensorType.INT64
+    p = L.physical_axis(axis, lay)
+    op = "ARG_MAX" if node.op_type == "ArgMax" else "ARG_MIN"
+    if not keep:
+        ctx.fb.op(op, [xin, ctx.int32([p], f"axis{p}")], [ctx.output(out, dropped)], opt)
+        return
+    shape = [d for i, d in enumerate(ctx.fb.shape(xin)) if i != p]
+    t = ctx.temp(f"{out.name}/nokeep", shape, np.int64)
+    ctx.fb.op(op, [xin, ctx.int32([p], f"axis{p}")], [t], opt)
+    ctx.reshape(t, ctx.output(out, lay))
+
+
+def _check_cumsum(node: ir.Node, ctx: object) -> str | None:
+    if not is_const(node.inputs[1]):
+        return "axis must be a constant"
+    return _static(node, ctx)
+
+
+@REGISTRY.op("CumSum", check=_check_cumsum, conditions="constant axis")
+def emit_cumsum(node: ir.Node, ctx: EmitContext) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    lay = ctx.layout(x)
+    axis = L.physical_axis(int(ctx.const(node.inputs[1])), lay)
+    opt = fb.CumsumOptionsT()
+    ex, rev = node.attributes.get("exclusive"), node.attributes.get("reverse")
+    opt.exclusive = bool(ex.as_int()) if ex is not None else False
+    opt.reverse = bool(rev.as_int()) if rev is not None else False
+    y = ctx.output(out, lay)
+    ctx.fb.op("CUMSUM", [ctx.input(x, lay), ctx.int32([axis], f"axis{axis}")], [y], opt)
