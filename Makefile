@@ -25,9 +25,11 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# System packages that real runtimes need in tests (Vulkan driver, qemu, debootstrap).
-system-deps:
+# System packages that real runtimes need in tests (Vulkan driver, qemu, debootstrap,
+# Fashion-MNIST), then the cached aarch64 rootfs with LiteRT for the qemu runs.
+system-deps: install
 	bash scripts/system-deps.sh
+	PYTHON=$(PY) bash scripts/build-aarch64-rootfs.sh
 
 demo: install
 	$(PY) examples/demo.py --target onnx --out out/demo

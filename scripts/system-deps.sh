@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests' real runtimes need, when they are missing:
 # Mesa's software Vulkan driver (lavapipe) for ncnn, qemu-user-static and debootstrap for the
-# aarch64 LiteRT runs. Needs root (CI and the developer machines run as root); without root it
-# says what is missing and the tests that need it skip with that reason.
+# aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test. Needs root (CI
+# and the developer machines run as root); without root it says what is missing and the tests
+# that need it skip with that reason.
 set -euo pipefail
 
 want=()
@@ -11,6 +12,7 @@ dpkg -s libvulkan1 >/dev/null 2>&1 || want+=(libvulkan1)
 dpkg -s qemu-user-static >/dev/null 2>&1 || want+=(qemu-user-static)
 dpkg -s debootstrap >/dev/null 2>&1 || want+=(debootstrap)
 dpkg -s binutils >/dev/null 2>&1 || want+=(binutils)
+dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || want+=(dataset-fashion-mnist)
 
 if [ ${#want[@]} -eq 0 ]; then
   exit 0
