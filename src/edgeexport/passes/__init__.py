@@ -9,8 +9,19 @@ from dataclasses import dataclass, field
 
 import onnx_ir as ir
 from onnx_ir.passes import PassBase, PassManager
-from onnx_ir.passes.common import (CommonSubexpressionEliminationPass, IdentityEliminationPass,
-                                   RemoveUnusedNodesPass, TopologicalSortPass)
+from onnx_ir.passes.common import CommonSubexpressionEliminationPass, TopologicalSortPass
+
+from edgeexport.passes.batchnorm import FoldBatchNormPass
+from edgeexport.passes.constant_folding import ConstantFoldingPass
+from edgeexport.passes.dce import DeadCodeEliminationPass
+from edgeexport.passes.gelu import FuseGeluPass
+from edgeexport.passes.gemm import MatMulAddToGemmPass
+from edgeexport.passes.hardswish import FuseHardSwishPass
+from edgeexport.passes.layernorm import FuseLayerNormPass
+from edgeexport.passes.noop import RemoveNoOpsPass
+from edgeexport.passes.shapes import SimplifyShapesPass
+from edgeexport.passes.silu import FuseSiluPass
+from edgeexport.passes.transpose import TransposePairsPass
 
 
 @dataclass
@@ -20,11 +31,21 @@ class PassReport:
 
 
 def default_passes() -> list[PassBase]:
-    """The passes `export` runs unless --no-optimize. Order matters: cleanup last."""
+    """The passes `export` runs unless --no-optimize. Order matters: shapes and constants first
+    so the fusions see constants; cleanup last."""
     return [
-        IdentityEliminationPass(),
+        RemoveNoOpsPass(),
+        SimplifyShapesPass(),
+        ConstantFoldingPass(),
+        FoldBatchNormPass(),
+        TransposePairsPass(),
+        MatMulAddToGemmPass(),
+        FuseGeluPass(),
+        FuseLayerNormPass(),
+        FuseHardSwishPass(),
+        FuseSiluPass(),
         CommonSubexpressionEliminationPass(),
-        RemoveUnusedNodesPass(),
+        DeadCodeEliminationPass(),
         TopologicalSortPass(),
     ]
 
@@ -38,7 +59,7 @@ def optimize(model: ir.Model, passes: list[PassBase] | None = None, *,
         changed = False
         for p in passes:
             result = p(model)
-            name = type(p).__name__
+            name = getattr(p, "name", None) or type(p).__name__
             report.ran.append(name)
             if result.modified:
                 changed = True
@@ -50,4 +71,9 @@ def optimize(model: ir.Model, passes: list[PassBase] | None = None, *,
     return report
 
 
-__all__ = ["PassManager", "PassReport", "default_passes", "optimize"]
+__all__ = [
+    "ConstantFoldingPass", "DeadCodeEliminationPass", "FoldBatchNormPass", "FuseGeluPass",
+    "FuseHardSwishPass", "FuseLayerNormPass", "FuseSiluPass", "MatMulAddToGemmPass",
+    "PassManager", "PassReport", "RemoveNoOpsPass", "SimplifyShapesPass", "TransposePairsPass",
+    "default_passes", "optimize",
+]
