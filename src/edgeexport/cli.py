@@ -55,11 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     _common(p)
 
+    p = sub.add_parser("quantize", help="quantize an .onnx model: int8 (QDQ), fp16 or dynamic-int8")
+    from edgeexport.quantize.cli import add_arguments as quantize_arguments
+
+    quantize_arguments(p)
+    _common(p)
+
     p = sub.add_parser("convert", help="export, optimize, emit a target artifact, check parity")
     _model_args(p)
     p.add_argument("--target", required=True, choices=list(profile.TARGET_MODULES) + ["all"])
     p.add_argument("--quantize", choices=["int8", "fp16", "dynamic-int8"])
     p.add_argument("--calibration-data", help=".npy/.npz file or a folder of images")
+    p.add_argument("--calibration-method", choices=["minmax", "percentile", "entropy", "mse"],
+                   help="int8 range estimation (default mse)")
+    p.add_argument("--max-error", help="accuracy budget vs float: cosine=0.995, top1=1 or "
+                                       "rel=0.02; the most sensitive layers stay float")
+    p.add_argument("--preprocess", help="image-folder calibration: 'imagenet' or "
+                                        "'resize=256,crop=224,mean=a/b/c,std=a/b/c,layout=nchw'")
     p.add_argument("--precision", choices=["fp32", "fp16"],
                    help="float precision of the artifact (default: the target's own)")
     p.add_argument("--samples", help=".npz (one array per input name, samples on a new leading "

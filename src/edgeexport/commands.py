@@ -14,6 +14,10 @@ from edgeexport.cli import EXIT_OK, EXIT_PARITY, emit_json
 from edgeexport.errors import UsageError
 from edgeexport.exporter import parse_input_spec
 from edgeexport.progress import StageProgress
+from edgeexport.quantize.cli import cmd_quantize
+
+__all__ = ["cmd_bench", "cmd_convert", "cmd_export", "cmd_inspect", "cmd_quantize", "cmd_run",
+           "cmd_targets", "cmd_validate"]
 
 
 def _input_specs(args: argparse.Namespace) -> list:
@@ -32,6 +36,9 @@ def _options(args: argparse.Namespace, target: str) -> Any:
         trust_pickle=args.trust_pickle, optimize=not args.no_optimize,
         quantize=getattr(args, "quantize", None),
         calibration_data=getattr(args, "calibration_data", None),
+        calibration_method=getattr(args, "calibration_method", None),
+        max_error=getattr(args, "max_error", None),
+        calibration_preprocess=getattr(args, "preprocess", None),
         output_names=_output_names(args), target_options=args,
         samples=_load_samples(getattr(args, "samples", None)),
         samples_source=getattr(args, "samples", None) or "--samples")

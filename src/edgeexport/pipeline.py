@@ -37,6 +37,10 @@ class ConvertOptions:
     optimize: bool = True
     quantize: str | None = None
     calibration_data: str | None = None
+    calibration_method: str | None = None
+    #: accuracy budget, e.g. "cosine=0.995": the most sensitive layers stay float until it holds
+    max_error: str | None = None
+    calibration_preprocess: str | None = None
     output_names: list[str] | None = None
     #: extra inputs to check parity on (e.g. real photos): arrays by input name, samples
     #: stacked on a new leading axis or along a batch axis of 1 (see exporter.split_samples)
@@ -155,7 +159,9 @@ def _quantize(result: ExportResult, opts: ConvertOptions) -> dict[str, Any]:
         return {"scheme": None}
     from edgeexport import quantize
 
-    return quantize.apply(result, opts.quantize, opts.calibration_data)
+    return quantize.apply(result, opts.quantize, opts.calibration_data,
+                          calibration_method=opts.calibration_method, max_error=opts.max_error,
+                          preprocess=opts.calibration_preprocess)
 
 
 def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: list[ParityResult],

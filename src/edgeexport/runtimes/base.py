@@ -5,9 +5,11 @@ A runtime that cannot run here says so with a reason; it never pretends to have 
 
 from __future__ import annotations
 
+import contextlib
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -42,3 +44,30 @@ class Runtime(ABC):
     @abstractmethod
     def load(self, path: Path, **options: Any) -> Session:
         """Load an artifact file (or folder)."""
+
+
+@contextlib.contextmanager
+def native_stderr(sink: list[str]) -> Iterator[None]:
+    """Capture what native libraries print on file descriptor 2 (LiteRT's "Created TensorFlow Lite
+    XNNPACK delegate" and the like) into `sink`, so that the command's stderr stays one line
+    and a session can report the native log in its details."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): leave it alone
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode(errors="replace").strip()
+            if text:
+                sink.append(text)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeexport.runtimes.base import Runtime, Session
+from edgeexport.runtimes.base import Runtime, Session, native_stderr
 
 
 def _inverse(perm: list[int]) -> list[int]:
@@ -41,14 +41,16 @@ class LiteRtSession(Session):
         import ai_edge_litert
 
         self._path, self._threads = path, threads
-        self._interp = Interpreter(model_path=os.fspath(path), num_threads=threads)
-        self._interp.allocate_tensors()
+        native_log: list[str] = []
+        with native_stderr(native_log):
+            self._interp = Interpreter(model_path=os.fspath(path), num_threads=threads)
+            self._interp.allocate_tensors()
         self._inputs = {d["name"]: d for d in self._interp.get_input_details()}
         self._outputs = self._interp.get_output_details()
         self.device = "cpu"
         self.details = {"interpreter": "ai_edge_litert.interpreter", "delegate": "XNNPACK",
                         "litert": getattr(ai_edge_litert, "__version__", "unknown"),
-                        "threads": threads}
+                        "threads": threads, "native_log": native_log}
 
     def _feed(self, interp: Any, feeds: dict[str, np.ndarray]) -> None:
         for name, d in self._inputs.items():
@@ -69,9 +71,10 @@ class LiteRtSession(Session):
 
         from edgeexport.delegates.tflite.writer import read_tensor_map
 
-        interp = Interpreter(model_path=os.fspath(self._path), num_threads=self._threads,
-                             experimental_preserve_all_tensors=True)
-        interp.allocate_tensors()
+        with native_stderr([]):
+            interp = Interpreter(model_path=os.fspath(self._path), num_threads=self._threads,
+                                 experimental_preserve_all_tensors=True)
+            interp.allocate_tensors()
         self._feed(interp, feeds)
         interp.invoke()
         tmap = read_tensor_map(self._path.read_bytes())
