@@ -18,28 +18,6 @@ import types
 import numpy as np
 
 
-def calibration_crops(n: int, seed: int = 0) -> np.ndarray:
-    from PIL import Image
-
-    from edgeexport.zoo.photos import IMAGENET_MEAN, IMAGENET_STD, load_photo, photo_paths
-
-    rng = np.random.default_rng(seed)
-    photos = [Image.fromarray(load_photo(p)) for p in photo_paths().values()]
-    out = []
-    for i in range(n):
-        im = photos[i % len(photos)]
-        w, h = im.size
-        side = int(min(w, h) * rng.uniform(0.5, 1.0))
-        left, top = rng.integers(0, w - side + 1), rng.integers(0, h - side + 1)
-        crop = im.crop((left, top, left + side, top + side)).resize((224, 224))
-        x = np.asarray(crop, np.float32) / 255.0
-        if rng.random() < 0.5:
-            x = x[:, ::-1]
-        x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-        out.append(x.transpose(2, 0, 1))
-    return np.stack(out).astype(np.float32)
-
-
 def run_onnx(data: bytes, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
@@ -65,7 +43,7 @@ def main() -> None:
     from edgeexport import ir as eir
     from edgeexport import passes, quantize
     from edgeexport.exporter import export, parse_input_spec
-    from edgeexport.zoo.photos import photo_batch
+    from edgeexport.zoo.photos import calibration_crops, photo_batch
 
     result = export("edgeexport.zoo:mobilenet_v2_pretrained",
                     input_specs=[parse_input_spec("1,3,224,224")])
@@ -131,45 +109,20 @@ def main() -> None:
 
 def fashion_mnist() -> None:
     """Train the test suite's small CNN (1 epoch on 20k images), int8 it, score on 10k."""
-    import gzip
-    import types
-    from pathlib import Path
-
     import torch
 
     from edgeexport import passes, quantize
     from edgeexport.exporter import export, parse_input_spec
+    from edgeexport.zoo import fashion_mnist as fmnist
 
-    root = Path("/usr/share/datasets/fashion-mnist")
-    if not root.exists():
+    if not fmnist.available():
         print("\nFashion-MNIST: skipped (apt-get install dataset-fashion-mnist)")
         return
-
-    def read(name: str, offset: int) -> np.ndarray:
-        with gzip.open(root / name) as f:
-            return np.frombuffer(f.read(), np.uint8, offset=offset)
-
-    def norm(x: np.ndarray) -> np.ndarray:
-        return ((x.astype(np.float32) / 255.0) - 0.286) / 0.353
-
-    xtr = read("train-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28)[:20000]
-    ytr = read("train-labels-idx1-ubyte.gz", 8)[:20000]
-    xte = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28)
-    yte = read("t10k-labels-idx1-ubyte.gz", 8)
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2), torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10))
-    opt = torch.optim.Adam(net.parameters(), 2e-3)
-    x, y = torch.from_numpy(norm(xtr)), torch.from_numpy(ytr.astype(np.int64))
+    xtr, ytr, xte, yte = fmnist.load()
+    norm = fmnist.normalize
     t = time.perf_counter()
-    for i in range(0, len(x), 128):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x[i:i + 128]), y[i:i + 128]).backward()
-        opt.step()
+    net = fmnist.train_small_cnn(xtr, ytr)
     train_s = time.perf_counter() - t
-    net.eval()
     tmp = tempfile.mkdtemp()
     torch.jit.trace(net, torch.zeros(1, 1, 28, 28)).save(os.path.join(tmp, "f.pt"))
     result = export(os.path.join(tmp, "f.pt"), input_specs=[parse_input_spec("1,1,28,28")])

@@ -183,7 +183,7 @@ def main() -> int:
         rows.append((name, "edgeexport fp32", t_ours, ours.stat().st_size, lat[0],
                      transposes(ours), rel_err(exp, outs[0])))
         if theirs.exists():
-            rows.append((name, f"litert-torch fp32", t_theirs, theirs.stat().st_size, lat[1],
+            rows.append((name, "litert-torch fp32", t_theirs, theirs.stat().st_size, lat[1],
                          transposes(theirs), rel_err(exp, outs[1])))
             checks.append((name, "fp32 latency ours/litert-torch <= 1.05", lat[0] / lat[1],
                            lat[0] / lat[1] <= 1.05))

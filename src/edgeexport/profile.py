@@ -6,7 +6,6 @@ matrix printed by `edgeexport targets` and the coverage reports can never disagr
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 

