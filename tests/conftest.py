@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -66,3 +67,39 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+#: zoo factory -> --input-shape values used by the per-target model tests
+ZOO_SHAPES = {
+    "resnet_small": ["1,3,64,64"],
+    "vit_tiny": ["1,3,32,32"],
+    "mobilevit_xxs_like": ["1,3,64,64"],
+    "bert_tiny": ["input_ids=1,16:int64", "attention_mask=1,16:int64"],
+    "mobilenet_v2_pretrained": ["1,3,224,224"],
+}
+MOBILENET = "mobilenet_v2_pretrained"
+
+
+@functools.lru_cache(maxsize=None)
+def zoo_parity_case(name: str) -> tuple:
+    """(ExportResult after the default passes, parity samples, PyTorch's outputs on them) for a
+    zoo model; MobileNetV2's samples include the 8 real photos. Cached per process: callers that
+    change the model (quantize) must work on `quantize.clone(result.model)`."""
+    from edgeexport.exporter import parse_input_spec
+    from edgeexport.exporter.capture import run_eager
+    from edgeexport.pipeline import ConvertOptions, Timer, export_and_optimize
+
+    shapes = ZOO_SHAPES[name]
+    opts = ConvertOptions(target="onnx", input_specs=[parse_input_spec(s) for s in shapes])
+    result, _ = export_and_optimize(f"edgeexport.zoo:{name}", opts, Timer())
+    in_names = [s.name for s in result.inputs]
+    out_names = [v.name for v in result.model.graph.outputs]
+    samples = [dict(zip(in_names, result.sample))]
+    if name == MOBILENET:
+        from edgeexport.zoo.photos import photo_batch
+
+        samples += [{in_names[0]: p[None]} for p in photo_batch()[1]]
+    expected = [dict(zip(out_names, run_eager(result.eager, result.inputs,
+                                              [s[n] for n in in_names], name)))
+                for s in samples]
+    return result, samples, expected

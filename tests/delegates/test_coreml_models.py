@@ -14,38 +14,14 @@ import pytest
 
 from edgeexport import delegates
 from edgeexport.exporter import parse_input_spec
-from edgeexport.pipeline import ConvertOptions, Timer, convert, export_and_optimize
+from edgeexport.pipeline import ConvertOptions, convert
 from edgeexport.validate import TOLERANCES, check_runtime
+from tests.conftest import MOBILENET, ZOO_SHAPES, zoo_parity_case
 
-SMALL = {
-    "resnet_small": ["1,3,64,64"],
-    "vit_tiny": ["1,3,32,32"],
-    "mobilevit_xxs_like": ["1,3,64,64"],
-    "bert_tiny": ["input_ids=1,16:int64", "attention_mask=1,16:int64"],
-}
-MOBILENET = "mobilenet_v2_pretrained"
+SMALL = [n for n in ZOO_SHAPES if n != MOBILENET]
 
 
-@functools.lru_cache(maxsize=None)
-def exported(name: str) -> tuple:
-    """The optimized IR of a zoo model, its parity samples and PyTorch's outputs on them."""
-    from edgeexport.exporter.capture import run_eager
-
-    shapes = SMALL.get(name, ["1,3,224,224"])
-    opts = ConvertOptions(target="coreml", input_specs=[parse_input_spec(s) for s in shapes])
-    result, _ = export_and_optimize(f"edgeexport.zoo:{name}", opts, Timer())
-    in_names = [s.name for s in result.inputs]
-    out_names = [v.name for v in result.model.graph.outputs]
-    samples = [dict(zip(in_names, result.sample))]
-    if name == MOBILENET:
-        from edgeexport.zoo.photos import photo_batch
-
-        _, photos = photo_batch()
-        samples += [{in_names[0]: p[None]} for p in photos]
-    expected = [dict(zip(out_names, run_eager(result.eager, result.inputs,
-                                              [s[n] for n in in_names], name)))
-                for s in samples]
-    return result, samples, expected
+exported = zoo_parity_case
 
 
 def _convert_and_check(name: str, target: str, precision: str, tmp_path: Path,
