@@ -73,6 +73,26 @@ def test_run_all_and_names(tmp_path: Path) -> None:
         session.run({})
 
 
+
+def test_fp32_conv_is_bit_exact_with_the_reference(tmp_path: Path) -> None:
+    """A GEMM's float sums depend on OpenBLAS's thread count: the interpreter runs the reference
+    kernels under the reference's thread limit, or W8A8 programs drift at rounding steps."""
+    from edgeexport.runtimes import reference
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 28, 28])],
+        [numpy_helper.from_array(w, "w")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
+    path = TARGET.emit(model, tmp_path, argparse.Namespace(precision="fp32")).path
+    x = rng.standard_normal((1, 32, 28, 28)).astype(np.float32)
+    np.testing.assert_array_equal(get("mil-interpreter").load(path).run({"x": x})["y"],
+                                  reference.run(model, {"x": x})["y"])
+
 def test_artifact_format_and_runtimes(tmp_path: Path) -> None:
     path = _emit(tmp_path, "fp32")
     assert artifact_format(path) == "mlpackage"

@@ -307,10 +307,14 @@ class MilProgram:
             var = self.function.inputs[mil]
             want = types.nptype_from_builtin(var.dtype)
             env[mil] = np.asarray(feeds.get(ir_name, feeds.get(mil))).astype(want)
-        for op in self.ops:
-            outs = self._run_op(op, env)
-            for var, val in zip(op.outputs, outs):
-                env[var.name] = _as_declared(var, val)
+        # the reference kernels run under the reference runtime's BLAS thread limit: a GEMM's
+        # float sums depend on OpenBLAS's thread count, and in a W8A8 program one differing
+        # last bit moves a value across a rounding step that later layers then amplify
+        with _blas_limit():
+            for op in self.ops:
+                outs = self._run_op(op, env)
+                for var, val in zip(op.outputs, outs):
+                    env[var.name] = _as_declared(var, val)
         if keep_all:
             return {self.ir_name(k.removesuffix("__pre")): v for k, v in env.items()}
         return {self.ir_name(v.name): env[v.name] for v in self.function.outputs}
@@ -337,6 +341,12 @@ class MilProgram:
                                       "value inference in coremltools and no kernel here")
         out = _value_inference(op, values)
         return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _blas_limit() -> Any:
+    from edgeexport.runtimes.reference.kernels._parallel import blas_limit
+
+    return blas_limit()
 
 
 def _lookup(var: Any, env: dict[str, Any]) -> Any:
