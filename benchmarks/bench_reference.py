@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-from edgeexport._blas import prefer_avx512_kernels
+from edgeexport._blas import has_avx512, prefer_avx512_kernels
 
 CORETYPE = prefer_avx512_kernels()  # the same choice the edgeexport command makes
 
@@ -123,6 +123,12 @@ def main() -> None:
     verdict = "met" if max(ratio_wall, ratio_cpu) <= 3 else "NOT met"
     print(f"reference / onnxruntime: {ratio_wall:.2f}x wall, {ratio_cpu:.2f}x CPU "
           f"(medians; target <= 3x: {verdict})")
+    kernels = _blas()
+    if has_avx512() and "SkylakeX" not in kernels and "Cooperlake" not in kernels:
+        print(f"note: this CPU has AVX-512 (as onnxruntime uses) but numpy's OpenBLAS runs "
+              f"{kernels}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
+              "in the environment. Compare with ISA-matched kernels: "
+              "OPENBLAS_CORETYPE=SkylakeX python benchmarks/bench_reference.py")
 
 
 if __name__ == "__main__":

@@ -12,19 +12,22 @@ import sys
 _AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
 
-def prefer_avx512_kernels() -> str | None:
-    """Set OPENBLAS_CORETYPE=SkylakeX when safe; returns what it set, else None."""
-    if "OPENBLAS_CORETYPE" in os.environ or "numpy" in sys.modules:
-        return None
+def has_avx512() -> bool:
+    """True on Linux x86-64 CPUs with the AVX-512 subsets OpenBLAS's SkylakeX kernels use."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return None
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f
                           if line.startswith("flags")), [])
     except OSError:
-        return None
-    if not _AVX512 <= set(flags):
+        return False
+    return _AVX512 <= set(flags)
+
+
+def prefer_avx512_kernels() -> str | None:
+    """Set OPENBLAS_CORETYPE=SkylakeX when safe; returns what it set, else None."""
+    if "OPENBLAS_CORETYPE" in os.environ or "numpy" in sys.modules or not has_avx512():
         return None
     os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
     return "SkylakeX"
