@@ -40,8 +40,15 @@ test: install system-deps
 test-fast: install
 	$(PY) -m pytest -n 2 -m "not slow and not qemu" $(PYTEST_ARGS)
 
+# Benchmarks print tables; the comparisons need the other tools: pnnx goes into .venv without
+# its dependencies (it names torch, already here); bench_tflite.py makes litert-torch's own venv.
 bench: install
+	$(PIP) install -q --no-deps pnnx
 	$(PY) benchmarks/bench_reference.py
+	$(PY) benchmarks/bench_quantize.py --fast
+	$(PY) benchmarks/bench_vulkan.py
+	$(PY) benchmarks/bench_coreml.py
+	$(PY) benchmarks/bench_tflite.py
 
 clean:
 	rm -rf out .pytest_cache
