@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "'resize=256,crop=224,mean=a/b/c,std=a/b/c,layout=nchw'")
     p.add_argument("--precision", choices=["fp32", "fp16"],
                    help="float precision of the artifact (default: the target's own)")
-    p.add_argument("--samples", help=".npz (one array per input name, samples on a new leading "
-                                      "axis) of extra inputs to check parity on")
+    p.add_argument("--samples", help="extra inputs to check parity on: .npy (one input), .npz "
+                                      "(one array per input name) or an image folder; samples "
+                                      "stacked on a new leading axis or along a batch axis of 1")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write")
     _common(p)
 
@@ -145,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         _fail(str(exc), exc.exit_code, as_json)
         return exc.exit_code
+    except BrokenPipeError:  # `edgeexport ... | head`: the reader left, nothing is wrong here
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _fail("interrupted", 130, as_json)
         return 130

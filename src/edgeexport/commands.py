@@ -40,20 +40,7 @@ def _options(args: argparse.Namespace, target: str) -> Any:
         max_error=getattr(args, "max_error", None),
         calibration_preprocess=getattr(args, "preprocess", None),
         output_names=_output_names(args), target_options=args,
-        samples=_load_samples(getattr(args, "samples", None)),
-        samples_source=getattr(args, "samples", None) or "--samples")
-
-
-def _load_samples(path: str | None) -> dict[str, np.ndarray] | None:
-    """Arrays by name from an .npz (or one .npy); split into samples once input specs are known."""
-    if not path:
-        return None
-    try:
-        data = np.load(path)
-    except Exception as exc:
-        raise UsageError(f"{path}: cannot read samples ({exc}); pass an .npz with one array per "
-                         "input name (or an .npy for a single-input model)") from None
-    return {k: data[k] for k in data.files} if hasattr(data, "files") else {"": data}
+        samples=getattr(args, "samples", None))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

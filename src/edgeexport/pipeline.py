@@ -19,7 +19,6 @@ from edgeexport import delegates, passes
 from edgeexport import ir as eir
 from edgeexport.delegates.base import Artifact, Coverage
 from edgeexport.exporter import ExportResult, InputSpec, export
-from edgeexport.exporter.inputs import split_samples
 from edgeexport.validate import TOLERANCES, ParityResult, check_runtime
 from edgeexport.validate import bundle as bundle_mod
 from edgeexport.validate.report_html import render
@@ -42,10 +41,9 @@ class ConvertOptions:
     max_error: str | None = None
     calibration_preprocess: str | None = None
     output_names: list[str] | None = None
-    #: extra inputs to check parity on (e.g. real photos): arrays by input name, samples
-    #: stacked on a new leading axis or along a batch axis of 1 (see exporter.split_samples)
-    samples: dict[str, np.ndarray] | None = None
-    samples_source: str = "--samples"
+    #: extra inputs to check parity on (e.g. real photos): an .npy/.npz/image folder in the
+    #: same forms as calibration data (see quantize.calibration.load)
+    samples: str | None = None
     preprocessing: dict[str, Any] | None = None
     target_options: argparse.Namespace | None = None
     timing_runs: int = 3
@@ -88,15 +86,35 @@ def export_and_optimize(model: str, opts: ConvertOptions, timer: Timer,
     return result, report
 
 
+#: how many calibration samples an int8 artifact's parity is checked on
+INT8_PARITY_SAMPLES = 4
+
+
 def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Callable
-                ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-    """Sample inputs and the expected outputs for them: the exporter's sample plus user samples."""
+                ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]], str]:
+    """Sample inputs, the expected outputs for them, and where the inputs came from.
+
+    The exporter's random sample, plus --samples. An int8 artifact calibrated on real data is
+    checked on calibration samples instead of random ones: its ranges were fitted to that data,
+    and random-normal inputs outside them measure clipping, not the conversion.
+    """
+    from edgeexport.quantize import calibration
+
     in_names = [s.name for s in result.inputs]
+    samples = [dict(zip(in_names, result.sample))]
+    source = "random normal sample from the input specs"
+    if opts.quantize == "int8" and opts.calibration_data:
+        samples = calibration.load(opts.calibration_data, result.inputs,
+                                   preprocess=opts.calibration_preprocess,
+                                   max_samples=INT8_PARITY_SAMPLES).samples
+        source = f"first {len(samples)} samples of the calibration data {opts.calibration_data}"
+    if opts.samples:
+        samples += calibration.load(opts.samples, result.inputs,
+                                    preprocess=opts.calibration_preprocess).samples
+        source += f", and {opts.samples}"
     out_names = [v.name for v in result.model.graph.outputs]
-    extra = split_samples(opts.samples, result.inputs, opts.samples_source) if opts.samples else []
-    samples = [dict(zip(in_names, result.sample))] + extra
     expected = [dict(zip(out_names, eager_outputs(s))) for s in samples]
-    return samples, expected
+    return samples, expected, source
 
 
 def convert(model: str, out: Path, opts: ConvertOptions,
@@ -128,7 +146,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
 
     if result.eager is None:
         expected_source = "onnxruntime on the source ONNX model, before passes"
-    samples, expected = parity_sets(result, opts, eager_outputs)
+    samples, expected, samples_source = parity_sets(result, opts, eager_outputs)
     precision = opts.quantize or target.precision(opts.target_options)
     tolerance = TOLERANCES[precision]
     with bundle_mod.staging(out) as stage:
@@ -145,6 +163,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
             parity_entries = bundle_mod.write_parity_tensors(stage / "parity", samples, expected)
         report = build_report(target.name, artifact, coverage, parity, timer, result,
                               pass_report, quant_info, expected_source)
+        report["parity_inputs"] = samples_source
         manifest = build_manifest(target.name, artifact, result, opts, tolerance.to_json(),
                                   parity_entries, stage, precision)
         bundle_mod.write_json(stage / "report.json", report)
