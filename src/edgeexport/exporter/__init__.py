@@ -104,6 +104,9 @@ def export(model: Any, *, input_specs: list[InputSpec] | None = None,
     source_copy = ir.from_proto(ir.to_proto(ir_model)) if eager is None else None
     specs = graph_input_specs(ir_model)
     # integer inputs that index an embedding table get samples inside the table
+    if given:  # the IR may declare a 0-d input as [1] (torch.onnx): feed what the graph takes
+        given = [a.reshape([d for d in s.shape]) if a.shape != s.shape and None not in s.shape
+                 and a.size == int(np.prod(s.shape)) else a for a, s in zip(given, specs)]
     arrays = given or sample_inputs(specs, seed=seed, int_high=integer_input_ranges(ir_model),
                                     batch=trace_batch)
     expected = run_eager(eager, specs, arrays, loaded.source) if eager is not None else None
