@@ -24,6 +24,17 @@ Check = Callable[[ir.Node, Any], "str | None"]
 Emitter = Callable[..., Any]
 
 
+def all_checks(*checks: Check) -> Check:
+    """One check made of several: the first reason wins (the user sees one reason per node)."""
+    def check(node: ir.Node, ctx: Any) -> str | None:
+        for c in checks:
+            reason = c(node, ctx)
+            if reason:
+                return reason
+        return None
+    return check
+
+
 @dataclass(frozen=True)
 class OpRule:
     op_type: str

@@ -12,7 +12,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeexport import ir as eir
-from edgeexport.delegates.registry import OpRegistry
+from edgeexport.delegates.registry import OpRegistry, all_checks  # noqa: F401 (ops use it)
 from edgeexport.errors import ConversionError
 
 #: The one op table of CoreML ML Programs; the metal target shares it (same artifact format).
@@ -152,15 +152,6 @@ def float_input(node: ir.Node, ctx: Any) -> str | None:
     return None
 
 
-def all_checks(*checks: Any) -> Any:
-    """Combine checks: the first reason wins."""
-    def check(node: ir.Node, ctx: Any) -> str | None:
-        for c in checks:
-            reason = c(node, ctx)
-            if reason:
-                return reason
-        return None
-    return check
 
 
 def const_inputs(*indices: int) -> Any:

@@ -41,9 +41,8 @@ def _check_conv(node: ir.Node, ctx: Any) -> str | None:
     return None
 
 
-@REGISTRY.op("Conv", check=all_checks(_check_rank, float_input, _check_conv),
-             conditions="1-D to 3-D, float")
-def emit_conv(node: ir.Node, ctx: EmitContext) -> None:
+def _conv_kwargs(node: ir.Node, ctx: EmitContext) -> dict[str, Any]:
+    """The arguments MIL's conv and conv_transpose share, from the ONNX node."""
     x, w = node.inputs[0], node.inputs[1]
     b = node.inputs[2] if len(node.inputs) > 2 else None
     spatial = len(w.shape) - 2
@@ -54,6 +53,13 @@ def emit_conv(node: ir.Node, ctx: EmitContext) -> None:
                   **_pad_args(node, spatial))
     if b is not None:
         kwargs["bias"] = ctx.get(b)
+    return kwargs
+
+
+@REGISTRY.op("Conv", check=all_checks(_check_rank, float_input, _check_conv),
+             conditions="1-D to 3-D, float")
+def emit_conv(node: ir.Node, ctx: EmitContext) -> None:
+    kwargs = _conv_kwargs(node, ctx)
     ctx.set(node.outputs[0], ctx.mb.conv(**kwargs))
 
 
@@ -105,14 +111,5 @@ def _check_conv_transpose(node: ir.Node, ctx: Any) -> str | None:
 @REGISTRY.op("ConvTranspose", check=all_checks(_check_rank, float_input, _check_conv_transpose),
              conditions="explicit pads, no output_padding / output_shape")
 def emit_conv_transpose(node: ir.Node, ctx: EmitContext) -> None:
-    x, w = node.inputs[0], node.inputs[1]
-    b = node.inputs[2] if len(node.inputs) > 2 else None
-    spatial = len(w.shape) - 2
-    kwargs = dict(x=ctx.get(x), weight=ctx.get(w),
-                  strides=list(attr(node, "strides", None) or [1] * spatial),
-                  dilations=list(attr(node, "dilations", None) or [1] * spatial),
-                  groups=int(attr(node, "group", 1)), name=ctx.name(node.outputs[0]),
-                  **_pad_args(node, spatial))
-    if b is not None:
-        kwargs["bias"] = ctx.get(b)
+    kwargs = _conv_kwargs(node, ctx)
     ctx.set(node.outputs[0], ctx.mb.conv_transpose(**kwargs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from edgeexport.delegates.registry import all_checks
 from edgeexport.delegates.vulkan.context import VIRTUAL_OK, const_array, expressible
 
 
@@ -59,15 +60,7 @@ def check_static(node: ir.Node) -> str | None:
     return None
 
 
-def check_all(*checks):
-    """Compose checks: the first reason wins."""
-    def check(node: ir.Node, ctx: object) -> str | None:
-        for c in checks:
-            reason = c(node, ctx)
-            if reason:
-                return reason
-        return None
-    return check
+check_all = all_checks  # the registry's combinator, under the name this package uses
 
 
 def static(node: ir.Node, ctx: object) -> str | None:
