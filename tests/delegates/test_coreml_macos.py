@@ -14,7 +14,7 @@ import pytest
 from edgeexport.delegates import load_target
 from edgeexport.runtimes import get
 from edgeexport.validate import TOLERANCES
-from edgeexport.validate.metrics import error_stats
+from edgeexport.metrics import error_stats
 
 _REASON = get("coreml").unavailable_reason()
 

@@ -101,7 +101,7 @@ def test_mobilenet_v2_w8a8_ios17(qdq_mobilenet, precision: str, tmp_path: Path) 
     """iOS 17: W8A8 with MIL quantize/dequantize, compared with the reference runtime on the
     same QDQ IR (the program's fidelity; the accuracy of W8A8 itself is the quantizer's)."""
     from edgeexport.runtimes import get, reference
-    from edgeexport.validate.metrics import error_stats, merge
+    from edgeexport.metrics import error_stats, merge
 
     _, samples, _ = exported(MOBILENET)
     artifact = delegates.load_target("coreml").emit(

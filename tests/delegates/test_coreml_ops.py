@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeexport.delegates.coreml import REGISTRY, TARGET
 from edgeexport.runtimes import get as get_runtime
 from edgeexport.runtimes import reference
-from edgeexport.validate.metrics import error_stats
+from edgeexport.metrics import error_stats
 
 F = TensorProto.FLOAT
 RNG = np.random.default_rng(7)

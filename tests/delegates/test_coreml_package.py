@@ -21,7 +21,7 @@ from edgeexport.delegates.coreml.package import WEIGHTS_PATH, check_package
 from edgeexport.errors import UnsupportedOpError
 from edgeexport.runtimes import get as get_runtime
 from edgeexport.runtimes import reference
-from edgeexport.validate.metrics import error_stats
+from edgeexport.metrics import error_stats
 
 RNG = np.random.default_rng(3)
 

@@ -7,7 +7,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeexport import ir as eir
-from edgeexport.validate.metrics import error_stats
+from edgeexport.metrics import error_stats
 
 #: the issue's bound: a pass must not change outputs by more than 1e-6 of their range
 REL_TOL = 1e-6

@@ -23,7 +23,7 @@ def test_pass_on_real_model(real_models, model_name, pass_cls):
 def test_default_pipeline_keeps_outputs(real_models, model_name):
     from ._helpers import REL_TOL, run_model
 
-    from edgeexport.validate.metrics import error_stats
+    from edgeexport.metrics import error_stats
 
     model, feeds = real_models[model_name]
     model = clone(model)

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from edgeexport.errors import UsageError
-from edgeexport.validate.metrics import error_stats
+from edgeexport.metrics import error_stats
 
 _METRICS = {"cosine": "cosine", "top1": "top1_agreement", "rel": "max_rel_err",
             "max-rel": "max_rel_err"}

@@ -1,6 +1,6 @@
 """Validation: parity of every runtime against PyTorch, and the bundle with its report."""
 
-from edgeexport.validate.metrics import TOLERANCES, ErrorStats, Tolerance, error_stats
+from edgeexport.metrics import TOLERANCES, ErrorStats, Tolerance, error_stats
 from edgeexport.validate.parity import ParityResult, check_runtime
 
 __all__ = ["TOLERANCES", "ErrorStats", "ParityResult", "Tolerance", "check_runtime",

@@ -117,7 +117,7 @@ def sweep(target: str | None = None, *, samples_per_op: int = 2, ops: Iterable[s
     from edgeexport.errors import EdgeExportError
     from edgeexport.exporter import export
     from edgeexport.exporter.capture import quiet_torch
-    from edgeexport.validate.metrics import TOLERANCES, error_stats
+    from edgeexport.metrics import TOLERANCES, error_stats
 
     tolerance = TOLERANCES["fp32"]
     tgt = delegates.load_target(target) if target else None

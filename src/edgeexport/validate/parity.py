@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgeexport import runtimes
-from edgeexport.validate.metrics import ErrorStats, Tolerance, error_stats, merge
+from edgeexport.metrics import ErrorStats, Tolerance, error_stats, merge
 
 
 @dataclass
