@@ -22,15 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeexport.zoo import EXAMPLES
+
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("EDGEEXPORT_LITERT_TORCH_VENV", "/tmp/edgeexport-litert-torch"))
-MODELS = {
-    "mobilenet_v2": ("edgeexport.zoo:mobilenet_v2_pretrained", ["x=1,3,224,224"]),
-    "resnet": ("edgeexport.zoo:resnet_small", ["x=1,3,64,64"]),
-    "vit": ("edgeexport.zoo:vit_tiny", ["x=1,3,32,32"]),
-    "mobilevit": ("edgeexport.zoo:mobilevit_xxs_like", ["x=1,3,64,64"]),
-    "bert": ("edgeexport.zoo:bert_tiny", ["input_ids=1,16:int64", "attention_mask=1,16:int64"]),
-}
+MODELS = {short: (f"edgeexport.zoo:{name}", shapes) for short, (name, shapes) in EXAMPLES.items()}
 
 CHILD = r'''
 import importlib, json, sys, time

@@ -11,16 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeexport.zoo import EXAMPLES
+
 REPO = Path(__file__).resolve().parents[1]
 
-# name -> (factory, input specs for --input-shape, example tensors builder)
-MODELS = {
-    "mobilenet_v2": ("edgeexport.zoo:mobilenet_v2_pretrained", ["x=1,3,224,224"]),
-    "resnet": ("edgeexport.zoo:resnet_small", ["x=1,3,64,64"]),
-    "vit": ("edgeexport.zoo:vit_tiny", ["x=1,3,32,32"]),
-    "mobilevit": ("edgeexport.zoo:mobilevit_xxs_like", ["x=1,3,64,64"]),
-    "bert": ("edgeexport.zoo:bert_tiny", ["input_ids=1,16:int64", "attention_mask=1,16:int64"]),
-}
+# short name -> ("edgeexport.zoo:factory", --input-shape values), from the zoo's one table
+MODELS = {short: (f"edgeexport.zoo:{name}", shapes) for short, (name, shapes) in EXAMPLES.items()}
 
 
 def build(name: str):
@@ -70,13 +66,7 @@ def rng() -> np.random.Generator:
 
 
 #: zoo factory -> --input-shape values used by the per-target model tests
-ZOO_SHAPES = {
-    "resnet_small": ["1,3,64,64"],
-    "vit_tiny": ["1,3,32,32"],
-    "mobilevit_xxs_like": ["1,3,64,64"],
-    "bert_tiny": ["input_ids=1,16:int64", "attention_mask=1,16:int64"],
-    "mobilenet_v2_pretrained": ["1,3,224,224"],
-}
+ZOO_SHAPES = dict(EXAMPLES.values())
 MOBILENET = "mobilenet_v2_pretrained"
 
 
