@@ -69,6 +69,11 @@ def ensure_venv() -> Path:
 
 def convert_ours(factory: str, shapes: list[str], out: Path, quantize: str | None = None,
                  calib: str | None = None) -> tuple[float, object, float]:
+    """Timed like litert-torch's child: its `import litert_torch` (untimed) already loads
+    torch.export and torch._dynamo, so those imports are done before our clock starts too."""
+    import torch._dynamo  # noqa: F401
+    import torch.export  # noqa: F401
+
     from edgeexport import passes
     from edgeexport.delegates.tflite import emit_model
     from edgeexport.exporter import export, parse_input_spec

@@ -17,8 +17,13 @@ import onnx_ir as ir
 
 from edgeexport import ir as eir
 from edgeexport.errors import ConversionError, UsageError
+from edgeexport.exporter.aten import NotLowerable, lower_program
 from edgeexport.exporter.inputs import InputSpec
 from edgeexport.exporter.loading import ONNX, TORCHSCRIPT, LoadedModel, _first_line
+
+
+#: metadata key recording how the program was lowered: "direct", or "torch.onnx (why)"
+LOWERING_PROP = "edgeexport.lowering"
 
 
 @contextlib.contextmanager
@@ -107,6 +112,16 @@ def capture(loaded: LoadedModel, specs: list[InputSpec], arrays: list[np.ndarray
             except Exception as exc:
                 raise ConversionError(f"{loaded.source}: torch.export could not capture the "
                                       f"model: {_first_line(exc)}") from None
+        if not dynamic_batch:
+            try:
+                model = lower_program(program, input_names, output_names)
+            except NotLowerable as exc:
+                fallback = f"torch.onnx (the direct lowering does not take {exc})"
+            else:
+                model.metadata_props[LOWERING_PROP] = "direct"
+                return model
+        else:
+            fallback = "torch.onnx (symbolic batch)"
         try:
             onnx_program = torch.onnx.export(
                 program, args, dynamo=True, opset_version=eir.OPSET, optimize=True,
@@ -115,6 +130,7 @@ def capture(loaded: LoadedModel, specs: list[InputSpec], arrays: list[np.ndarray
         except Exception as exc:
             raise ConversionError(f"{loaded.source}: lowering to ONNX failed: "
                                   f"{_first_line(exc)}") from None
+    onnx_program.model.metadata_props[LOWERING_PROP] = fallback
     return onnx_program.model
 
 

@@ -217,6 +217,9 @@ def _compare(case, expected: dict, got: dict, tolerance, error_stats,
             if not np.array_equal(np.asarray(want), np.asarray(got[name]).reshape(want.shape)):
                 return case("mismatch", f"{runtime}: {name}: integer outputs differ")
             continue
+        if np.shape(want) != np.shape(got[name]):
+            return case("mismatch", f"{runtime}: {name}: shape {np.shape(got[name])}, "
+                                    f"PyTorch gives {np.shape(want)}")
         v = tolerance.violations(error_stats(want, got[name]))
         if v:
             return case("mismatch", f"{runtime}: {name}: {'; '.join(v)}")

@@ -1,0 +1,409 @@
+"""Neural-network ATen ops: convolutions, normalizations, pooling, reductions, softmax, matrix
+products and attention.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import onnx_ir as ir
+import torch
+
+from edgeexport.exporter.aten.context import Context, NotLowerable
+from edgeexport.exporter.aten.registry import lowers
+
+aten = torch.ops.aten
+
+
+def _tuple(v: Any, n: int) -> list[int]:
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
+    return [int(x) for x in (v * n if len(v) == 1 else v)]
+
+
+def _axis(dim: int, rank: int) -> int:
+    return dim + rank if dim < 0 else dim
+
+
+def _batched(ctx: Context, node: Any, x: Any) -> int:
+    """Spatial rank of a pooling op (from its name); unbatched inputs are left to torch.onnx."""
+    name = node.target._schema.name
+    n = 3 if "3d" in name else 1 if "1d" in name else 2
+    if ctx.rank(x) != n + 2:
+        raise NotLowerable(f"{node.target} on an unbatched input")
+    return n
+
+
+# -- convolution -------------------------------------------------------------------------------
+
+
+def _conv(ctx: Context, node: Any, x: Any, weight: Any, bias: Any, stride: Any, padding: Any,
+          dilation: Any, transposed: bool, output_padding: Any, groups: int) -> ir.Value:
+    n = ctx.rank(weight) - 2
+    if ctx.rank(x) != n + 2:
+        raise NotLowerable("a convolution of an unbatched input")
+    attrs: dict[str, Any] = {"strides": _tuple(stride, n), "dilations": _tuple(dilation, n),
+                             "group": int(groups), "kernel_shape": list(ctx.shape(weight)[2:])}
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = [0] * n
+        elif padding == "same":  # PyTorch puts the odd extra pad at the end, like SAME_UPPER
+            total = [d * (k - 1) for d, k in zip(attrs["dilations"], attrs["kernel_shape"])]
+            attrs["pads"] = [t // 2 for t in total] + [t - t // 2 for t in total]
+            pads = None
+        else:
+            raise NotLowerable(f"padding={padding}")
+    else:
+        pads = _tuple(padding, n)
+    if pads is not None:
+        attrs["pads"] = pads + pads
+    inputs = [ctx.value(x), ctx.value(weight)] + ([ctx.value(bias)] if bias is not None else [])
+    if transposed:
+        attrs["output_padding"] = _tuple(output_padding, n)
+        return ctx.op("ConvTranspose", inputs, attrs, final=True)
+    return ctx.op("Conv", inputs, attrs, final=True)
+
+
+@lowers(aten.conv1d.default, aten.conv2d.default, aten.conv3d.default,
+        aten.conv1d.padding, aten.conv2d.padding, aten.conv3d.padding)
+def _convnd(ctx: Context, node: Any, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
+            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> ir.Value:
+    return _conv(ctx, node, x, weight, bias, stride, padding, dilation, False, 0, groups)
+
+
+@lowers(aten.conv_transpose1d.default, aten.conv_transpose2d.input, aten.conv_transpose3d.input)
+def _conv_transpose(ctx: Context, node: Any, x: Any, weight: Any, bias: Any = None,
+                    stride: Any = 1, padding: Any = 0, output_padding: Any = 0, groups: int = 1,
+                    dilation: Any = 1) -> ir.Value:
+    return _conv(ctx, node, x, weight, bias, stride, padding, dilation, True, output_padding,
+                 groups)
+
+
+@lowers(aten.convolution.default)
+def _convolution(ctx: Context, node: Any, x: Any, weight: Any, bias: Any, stride: Any,
+                 padding: Any, dilation: Any, transposed: bool, output_padding: Any,
+                 groups: int) -> ir.Value:
+    return _conv(ctx, node, x, weight, bias, stride, padding, dilation, transposed,
+                 output_padding, groups)
+
+
+# -- normalization -----------------------------------------------------------------------------
+
+
+def _param(ctx: Context, arg: Any, size: int, fill: float, name: str, dtype: Any) -> ir.Value:
+    if arg is None:
+        return ctx.const(np.full(size, fill, dtype=dtype), f"{ctx.fx_node.name}_{name}")
+    return ctx.value(arg)
+
+
+def _batch_norm(ctx: Context, node: Any, x: Any, weight: Any, bias: Any, mean: Any, var: Any,
+                eps: float) -> ir.Value:
+    if mean is None or var is None:
+        raise NotLowerable("batch_norm without running statistics")
+    channels, dtype = ctx.shape(x)[1], ctx.dtype(x)
+    inputs = [ctx.value(x), _param(ctx, weight, channels, 1.0, "scale", dtype),
+              _param(ctx, bias, channels, 0.0, "bias", dtype), ctx.value(mean), ctx.value(var)]
+    val = node.meta["val"]
+    final = not isinstance(val, (tuple, list))
+    out = ctx.op("BatchNormalization", inputs, {"epsilon": float(eps)}, final=final,
+                 shape=ctx.shape(x), dtype=dtype)
+    return out if final else (out, None, None)
+
+
+@lowers(aten.batch_norm.default)
+def _batch_norm_default(ctx: Context, node: Any, x: Any, weight: Any, bias: Any, mean: Any,
+                        var: Any, training: bool, momentum: float, eps: float,
+                        cudnn_enabled: bool = True) -> ir.Value:
+    if training:
+        raise NotLowerable("batch_norm in training mode")
+    return _batch_norm(ctx, node, x, weight, bias, mean, var, eps)
+
+
+@lowers(aten._native_batch_norm_legit_no_training.default)
+def _batch_norm_no_training(ctx: Context, node: Any, x: Any, weight: Any, bias: Any, mean: Any,
+                            var: Any, momentum: float, eps: float) -> tuple:
+    return _batch_norm(ctx, node, x, weight, bias, mean, var, eps)
+
+
+@lowers(aten.layer_norm.default, aten.native_layer_norm.default)
+def _layer_norm(ctx: Context, node: Any, x: Any, normalized_shape: Sequence[int],
+                weight: Any = None, bias: Any = None, eps: float = 1e-5,
+                cudnn_enable: bool = True) -> Any:
+    dims = [int(d) for d in normalized_shape]
+    dtype = ctx.dtype(x)
+    scale = (ctx.value(weight) if weight is not None
+             else ctx.const(np.ones(dims, dtype), f"{node.name}_scale"))
+    inputs = [ctx.value(x), scale] + ([ctx.value(bias)] if bias is not None else [])
+    attrs = {"axis": -len(dims), "epsilon": float(eps)}
+    if node.target == aten.native_layer_norm.default:
+        out = ctx.op("LayerNormalization", inputs, attrs, shape=ctx.shape(x), dtype=dtype)
+        return (out, None, None)
+    return ctx.op("LayerNormalization", inputs, attrs, final=True)
+
+
+@lowers(aten.group_norm.default)
+def _group_norm(ctx: Context, node: Any, x: Any, groups: int, weight: Any = None,
+                bias: Any = None, eps: float = 1e-5, cudnn_enabled: bool = True) -> ir.Value:
+    # opset 20's GroupNormalization scales per group (per channel only from opset 21): normalize
+    # with unit scale, then apply PyTorch's per-channel affine
+    shape, dtype = ctx.shape(x), ctx.dtype(x)
+    unit = [ctx.const(np.full(groups, v, dtype), f"{node.name}_{n}")
+            for v, n in ((1.0, "scale"), (0.0, "bias"))]
+    y = ctx.op("GroupNormalization", [ctx.value(x), *unit],
+               {"num_groups": int(groups), "epsilon": float(eps)}, shape=shape, dtype=dtype,
+               final=weight is None and bias is None)
+    per_channel = (-1,) + (1,) * (len(shape) - 2)
+    for arg, op_type in ((weight, "Mul"), (bias, "Add")):
+        if arg is None:
+            continue
+        w = ctx.constant(arg)
+        if w is None:
+            raise NotLowerable("group_norm with a computed affine")
+        last = op_type == "Add" or bias is None
+        y = ctx.op(op_type, [y, ctx.const(w.reshape(per_channel), f"{node.name}_{op_type}")],
+                   shape=shape, dtype=dtype, final=last)
+    return y
+
+
+@lowers(aten.softmax.int, aten._softmax.default, aten._safe_softmax.default)
+def _softmax(ctx: Context, node: Any, x: Any, dim: int, *rest: Any, **kwargs: Any) -> ir.Value:
+    value = ctx.cast(ctx.value(x), ctx.dtype(node))
+    return ctx.op("Softmax", [value], {"axis": _axis(dim, ctx.rank(x))}, final=True)
+
+
+@lowers(aten.log_softmax.int, aten._log_softmax.default)
+def _log_softmax(ctx: Context, node: Any, x: Any, dim: int, *rest: Any, **kwargs: Any
+                 ) -> ir.Value:
+    value = ctx.cast(ctx.value(x), ctx.dtype(node))
+    return ctx.op("LogSoftmax", [value], {"axis": _axis(dim, ctx.rank(x))}, final=True)
+
+
+# -- matrix products ---------------------------------------------------------------------------
+
+
+@lowers(aten.linear.default)
+def _linear(ctx: Context, node: Any, x: Any, weight: Any, bias: Any = None) -> ir.Value:
+    if ctx.rank(x) == 2 and ctx.rank(weight) == 2:
+        inputs = [ctx.value(x), ctx.value(weight)] + ([ctx.value(bias)] if bias is not None else [])
+        return ctx.op("Gemm", inputs, {"transB": 1}, final=True)
+    w = ctx.constant(weight)
+    if w is not None:
+        wt = ctx.const(w.T.copy(), f"{node.name}_weight_t")
+    else:
+        wt = ctx.op("Transpose", [ctx.value(weight)], {"perm": [1, 0]},
+                    shape=ctx.shape(weight)[::-1], dtype=ctx.dtype(weight))
+    if bias is None:
+        return ctx.op("MatMul", [ctx.value(x), wt], final=True)
+    y = ctx.op("MatMul", [ctx.value(x), wt], shape=ctx.shape(node), dtype=ctx.dtype(node))
+    return ctx.op("Add", [y, ctx.value(bias)], final=True)
+
+
+@lowers(aten.matmul.default, aten.mm.default, aten.bmm.default)
+def _matmul(ctx: Context, node: Any, a: Any, b: Any) -> ir.Value:
+    return ctx.op("MatMul", [ctx.value(a), ctx.value(b)], final=True)
+
+
+@lowers(aten.addmm.default)
+def _addmm(ctx: Context, node: Any, bias: Any, a: Any, b: Any, *, beta: float = 1,
+           alpha: float = 1) -> ir.Value:
+    return ctx.op("Gemm", [ctx.value(a), ctx.value(b), ctx.value(bias)],
+                  {"alpha": float(alpha), "beta": float(beta)}, final=True)
+
+
+@lowers(aten.scaled_dot_product_attention.default)
+def _sdpa(ctx: Context, node: Any, q: Any, k: Any, v: Any, attn_mask: Any = None,
+          dropout_p: float = 0.0, is_causal: bool = False, *, scale: float | None = None,
+          enable_gqa: bool = False) -> ir.Value:
+    if dropout_p or enable_gqa:
+        raise NotLowerable("attention with dropout or grouped-query heads")
+    qs, ks = ctx.shape(q), ctx.shape(k)
+    dtype = ctx.dtype(q)
+    scale = 1.0 / math.sqrt(qs[-1]) if scale is None else scale
+    rank = len(ks)
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    kt = ctx.op("Transpose", [ctx.value(k)], {"perm": perm}, shape=ks[:-2] + ks[:-3:-1],
+                dtype=dtype)
+    scores_shape = qs[:-1] + ks[-2:-1]
+    s = ctx.op("MatMul", [ctx.value(q), kt], shape=scores_shape, dtype=dtype)
+    s = ctx.op("Mul", [s, ctx.scalar(scale, dtype)], shape=scores_shape, dtype=dtype)
+    if is_causal:
+        keep = np.tril(np.ones((qs[-2], ks[-2]), dtype=bool))
+        s = ctx.op("Where", [ctx.const(keep, f"{node.name}_causal"), s,
+                             ctx.scalar(-np.inf, dtype)], shape=scores_shape, dtype=dtype)
+    if attn_mask is not None:
+        mask = ctx.value(attn_mask)
+        if ctx.dtype(attn_mask) == np.bool_:
+            s = ctx.op("Where", [mask, s, ctx.scalar(-np.inf, dtype)], shape=scores_shape,
+                       dtype=dtype)
+        else:
+            s = ctx.op("Add", [s, ctx.cast(mask, dtype)], shape=scores_shape, dtype=dtype)
+    p = ctx.op("Softmax", [s], {"axis": -1}, shape=scores_shape, dtype=dtype)
+    if attn_mask is not None:  # PyTorch gives 0, not NaN, where a mask hides a whole row
+        hidden = ctx.op("IsInf", [s], {"detect_positive": 0}, shape=scores_shape, dtype=np.bool_)
+        hidden = ctx.op("Cast", [hidden], {"to": ir.DataType.from_numpy(np.dtype(dtype))},
+                        shape=scores_shape, dtype=dtype)
+        rows = scores_shape[:-1] + (1,)
+        hidden = ctx.op("ReduceMin", [hidden, ctx.ints([-1])], {"keepdims": 1}, shape=rows,
+                        dtype=dtype)
+        hidden = ctx.op("Cast", [hidden], {"to": ir.DataType.BOOL}, shape=rows, dtype=np.bool_)
+        p = ctx.op("Where", [hidden, ctx.scalar(0.0, dtype), p], shape=scores_shape, dtype=dtype)
+    return ctx.op("MatMul", [p, ctx.value(v)], final=True)
+
+
+# -- pooling and reductions --------------------------------------------------------------------
+
+
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    span = size + 2 * p - d * (k - 1) - 1
+    return (-(-span // s) if ceil else span // s) + 1
+
+
+def _check_pool_shape(ctx: Context, node: Any, x: Any, k: list[int], s: list[int],
+                      p: list[int], d: list[int], ceil: bool, out_shape: Sequence[int]) -> None:
+    got = [_pool_out(n, *a, ceil) for n, *a in zip(ctx.shape(x)[2:], k, s, p, d)]
+    if got != list(out_shape[2:]):  # PyTorch drops a last window that starts in the padding
+        raise NotLowerable("a ceil-mode pooling window that ONNX counts differently")
+
+
+@lowers(aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default)
+def _max_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (),
+              padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False) -> ir.Value:
+    n = _batched(ctx, node, x)
+    k = _tuple(kernel_size, n)
+    s = _tuple(stride, n) if stride not in ((), [], None) else k
+    p, d = _tuple(padding, n), _tuple(dilation, n)
+    _check_pool_shape(ctx, node, x, k, s, p, d, ceil_mode, ctx.shape(node))
+    return ctx.op("MaxPool", [ctx.value(x)], {"kernel_shape": k, "strides": s, "pads": p + p,
+                                              "dilations": d, "ceil_mode": int(ceil_mode)},
+                  final=True)
+
+
+@lowers(aten.avg_pool1d.default, aten.avg_pool2d.default, aten.avg_pool3d.default)
+def _avg_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (),
+              padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+              divisor_override: Any = None) -> ir.Value:
+    if divisor_override is not None:
+        raise NotLowerable("avg_pool with divisor_override")
+    if ceil_mode:
+        raise NotLowerable("avg_pool in ceil mode (PyTorch and ONNX divide the last window "
+                           "differently)")
+    n = _batched(ctx, node, x)
+    k = _tuple(kernel_size, n)
+    s = _tuple(stride, n) if stride not in ((), [], None) else k
+    p = _tuple(padding, n)
+    _check_pool_shape(ctx, node, x, k, s, p, [1] * n, False, ctx.shape(node))
+    return ctx.op("AveragePool", [ctx.value(x)], {"kernel_shape": k, "strides": s,
+                                                  "pads": p + p,
+                                                  "count_include_pad": int(count_include_pad)},
+                  final=True)
+
+
+def _adaptive(ctx: Context, node: Any, x: Any, op_type: str, reduce: str) -> ir.Value:
+    in_shape, out_shape = ctx.shape(x), ctx.shape(node)
+    n = _batched(ctx, node, x)
+    if all(o == 1 for o in out_shape[2:]):
+        axes = list(range(2, 2 + n))
+        return ctx.op(reduce, [ctx.value(x), ctx.ints(axes)], {"keepdims": 1}, final=True)
+    if any(i % o for i, o in zip(in_shape[2:], out_shape[2:])):
+        raise NotLowerable("adaptive pooling with uneven windows")
+    k = [i // o for i, o in zip(in_shape[2:], out_shape[2:])]
+    return ctx.op(op_type, [ctx.value(x)], {"kernel_shape": k, "strides": k}, final=True)
+
+
+@lowers(aten.adaptive_avg_pool1d.default, aten.adaptive_avg_pool2d.default,
+        aten._adaptive_avg_pool2d.default, aten.adaptive_avg_pool3d.default)
+def _adaptive_avg(ctx: Context, node: Any, x: Any, output_size: Any) -> ir.Value:
+    return _adaptive(ctx, node, x, "AveragePool", "ReduceMean")
+
+
+@lowers(aten.adaptive_max_pool2d.default)
+def _adaptive_max(ctx: Context, node: Any, x: Any, output_size: Any) -> tuple:
+    value = _adaptive(ctx, node, x, "MaxPool", "ReduceMax")
+    return (value, None)
+
+
+def _reduce(ctx: Context, node: Any, op_type: str, x: Any, dims: Any, keepdim: bool) -> ir.Value:
+    rank = ctx.rank(x)
+    dtype = ctx.dtype(node)
+    value = ctx.cast(ctx.value(x), dtype)
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        axes = list(range(rank))
+    else:
+        axes = sorted(_axis(int(d), rank) for d in ([dims] if isinstance(dims, int) else dims))
+    if rank == 0:
+        return ctx.op("Identity", [value], final=True)
+    return ctx.op(op_type, [value, ctx.ints(axes)], {"keepdims": int(bool(keepdim))}, final=True)
+
+
+@lowers(aten.mean.dim)
+def _mean(ctx: Context, node: Any, x: Any, dim: Any, keepdim: bool = False, *,
+          dtype: Any = None) -> ir.Value:
+    return _reduce(ctx, node, "ReduceMean", x, dim, keepdim)
+
+
+@lowers(aten.mean.default)
+def _mean_all(ctx: Context, node: Any, x: Any, *, dtype: Any = None) -> ir.Value:
+    return _reduce(ctx, node, "ReduceMean", x, None, False)
+
+
+@lowers(aten.sum.dim_IntList)
+def _sum(ctx: Context, node: Any, x: Any, dim: Any, keepdim: bool = False, *,
+         dtype: Any = None) -> ir.Value:
+    return _reduce(ctx, node, "ReduceSum", x, dim, keepdim)
+
+
+@lowers(aten.sum.default)
+def _sum_all(ctx: Context, node: Any, x: Any, *, dtype: Any = None) -> ir.Value:
+    return _reduce(ctx, node, "ReduceSum", x, None, False)
+
+
+@lowers(aten.amax.default)
+def _amax(ctx: Context, node: Any, x: Any, dim: Any = (), keepdim: bool = False) -> ir.Value:
+    return _reduce(ctx, node, "ReduceMax", x, dim, keepdim)
+
+
+@lowers(aten.amin.default)
+def _amin(ctx: Context, node: Any, x: Any, dim: Any = (), keepdim: bool = False) -> ir.Value:
+    return _reduce(ctx, node, "ReduceMin", x, dim, keepdim)
+
+
+def _arg(ctx: Context, node: Any, op_type: str, x: Any, dim: Any, keepdim: bool) -> ir.Value:
+    if dim is None:
+        raise NotLowerable(f"{op_type} over all elements")
+    return ctx.op(op_type, [ctx.value(x)], {"axis": _axis(int(dim), ctx.rank(x)),
+                                            "keepdims": int(bool(keepdim))},
+                  final=True)
+
+
+@lowers(aten.argmax.default)
+def _argmax(ctx: Context, node: Any, x: Any, dim: Any = None, keepdim: bool = False) -> ir.Value:
+    return _arg(ctx, node, "ArgMax", x, dim, keepdim)
+
+
+@lowers(aten.argmin.default)
+def _argmin(ctx: Context, node: Any, x: Any, dim: Any = None, keepdim: bool = False) -> ir.Value:
+    return _arg(ctx, node, "ArgMin", x, dim, keepdim)
+
+
+@lowers(aten.pixel_shuffle.default)
+def _pixel_shuffle(ctx: Context, node: Any, x: Any, factor: int) -> ir.Value:
+    if ctx.rank(x) != 4:
+        raise NotLowerable("pixel_shuffle on a tensor that is not 4-d")
+    return ctx.op("DepthToSpace", [ctx.value(x)], {"blocksize": int(factor), "mode": "CRD"},
+                  final=True)
+
+
+@lowers(aten.max_pool2d_with_indices.default, aten.max_pool3d_with_indices.default)
+def _max_pool_with_indices(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (),
+                           padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False) -> tuple:
+    n = _batched(ctx, node, x)
+    k = _tuple(kernel_size, n)
+    s = _tuple(stride, n) if stride not in ((), [], None) else k
+    p, d = _tuple(padding, n), _tuple(dilation, n)
+    out_shape = tuple(int(v) for v in node.meta["val"][0].shape)
+    _check_pool_shape(ctx, node, x, k, s, p, d, ceil_mode, out_shape)
+    values = ctx.op("MaxPool", [ctx.value(x)], {"kernel_shape": k, "strides": s, "pads": p + p,
+                                                "dilations": d, "ceil_mode": int(ceil_mode)},
+                    shape=out_shape, dtype=ctx.dtype(x))
+    return (values, None)  # the indices are for max_unpool/backward: not lowered
