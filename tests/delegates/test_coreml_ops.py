@@ -5,6 +5,7 @@ MIL interpreter and compared with the reference runtime (fp32 and fp16 programs)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeexport.delegates.coreml import REGISTRY, TARGET
+from edgeexport.delegates.coreml.package import check_package
 from edgeexport.runtimes import get as get_runtime
 from edgeexport.runtimes import reference
 from edgeexport.metrics import error_stats
@@ -243,6 +245,59 @@ CASES: list[Case] = [
                               ("s", _c([0.1, 0.2, 0.05, 0.3]), True),
                               ("z", _c([0, 0, 0, 0], np.int8), True)], {"axis": 0},
          tag="weights"),
+    # round half to even on the halves themselves (fp16 holds every x.5 below 1024)
+    Case("Round", [("x", np.array([[-2.5, -1.5, -0.5, 0.5, 1.5, 2.5], [-1.2, 0.7, 3.49, -3.51,
+                                                                     7.0, 0.0]], np.float32),
+                    False)]),
+    # operands that fp16 holds exactly, so both precisions take the same branch of the floor
+    Case("Mod", [("a", RNG.integers(-40, 40, (3, 4)).astype(np.float32) / 4, False),
+                 ("b", _c([0.75, -1.25, 2.5, -0.5]), True)], {"fmod": 1}),
+    Case("Mod", [("a", RNG.integers(-20, 20, (3, 4)).astype(np.int64), False),
+                 ("b", _c([3, -4, 7, 1], np.int64), False)], tag="int", fp16=False),
+    Case("Mod", [("a", RNG.integers(-20, 20, (3, 4)).astype(np.int64), False),
+                 ("b", _c([3, -4, 7, -2], np.int64), True)], {"fmod": 1}, tag="int_fmod",
+         fp16=False),
+    Case("IsNaN", [("x", _c([[np.nan, 1.0, -np.inf, 0.0], [np.inf, np.nan, -3.0, 2.0]]),
+                    False)]),
+    *[Case("IsInf", [("x", _c([[np.nan, 1.0, -np.inf, 0.0], [np.inf, np.nan, -3.0, 2.0]]),
+                      False)], {"detect_positive": p, "detect_negative": n}, tag=f"p{p}n{n}")
+      for p, n in ((1, 1), (1, 0), (0, 1), (0, 0))],
+    Case("GroupNormalization", [("x", _x(2, 6, 3, 4), False), ("s", _x(6), True),
+                                ("b", _x(6), True)], {"num_groups": 3, "epsilon": 1e-3}),
+    Case("GroupNormalization", [("x", _x(2, 6, 5), False), ("s", _x(2), True),
+                                ("b", _x(2), True)], {"num_groups": 2}, tag="per_group"),
+    Case("GatherElements", [("x", _x(3, 4, 2), False),
+                            ("i", RNG.integers(-4, 4, (3, 2, 2)).astype(np.int64), False)],
+         {"axis": 1}),
+    Case("GatherElements", [("x", _x(3, 4), False), ("i", _c([[2, -1, 0, 1]], np.int64), True)],
+         tag="const"),
+    Case("Shape", [("x", _x(2, 3, 4), False)], {"start": 1}, fp16=False),
+    Case("Size", [("x", _x(2, 3, 4), False)], fp16=False),
+    Case("ConstantOfShape", [("s", _c([2, 3], np.int64), True)],
+         {"value": numpy_helper.from_array(_c([1.5]), "v")}),
+    Case("ConstantOfShape", [("s", _c([4], np.int64), True)],
+         {"value": numpy_helper.from_array(_c([-7], np.int64), "v")}, tag="int", fp16=False),
+    Case("Range", [("a", _c(1.5), True), ("b", _c(-2.0), True), ("c", _c(-0.25), True)]),
+    Case("Range", [("a", _c(-3, np.int64), True), ("b", _c(20, np.int64), True),
+                   ("c", _c(4, np.int64), True)], tag="int", fp16=False),
+    *[Case("Trilu", [("x", _x(2, 4, 5), False), ("k", _c(k, np.int64), True)], {"upper": u},
+           tag=f"upper{u}_k{k}") for u in (0, 1) for k in (-1, 0, 2)],
+    Case("Trilu", [("x", RNG.integers(-9, 9, (3, 3)).astype(np.int64), False)], {"upper": 0},
+         tag="int", fp16=False),
+    *[Case("DepthToSpace", [("x", _x(1, 8, 2, 3), False)], {"blocksize": 2, "mode": m}, tag=m)
+      for m in ("DCR", "CRD")],
+    Case("SpaceToDepth", [("x", _x(1, 2, 4, 6), False)], {"blocksize": 2}),
+    Case("CastLike", [("x", _c([[0, 1, 5]], np.int64), False), ("t", _c(0.0), True)]),
+    *[Case("Einsum", [(f"e{i}", _x(*shape), i == 1 and const) for i, shape in enumerate(shapes)],
+           {"equation": eq}, tag=tag)
+      for tag, eq, shapes, const in (
+          ("attention", "bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)], False),
+          ("linear", "btc,oc->bto", [(2, 3, 4), (5, 4)], True),
+          ("outer_sum", "ij,kj->ik", [(3, 4), (2, 4)], False),
+          ("alone_axes", "abc,cd->d", [(2, 3, 4), (4, 5)], False),
+          ("implicit", "ba,cb", [(3, 2), (4, 3)], False),
+          ("dot", "i,i->", [(6,), (6,)], False),
+          ("transpose_sum", "abc->ca", [(2, 3, 4)], False))],
 ]
 
 
@@ -253,11 +308,47 @@ def test_every_mapped_op_has_a_case_and_an_emitter() -> None:
     assert all(callable(rule.emit) for rule in REGISTRY)
 
 
+def test_every_profile_op_is_mapped_or_says_why_not() -> None:
+    from edgeexport.profile import EDGE_PROFILE
+
+    mapped = {rule.op_type for rule in REGISTRY}
+    assert mapped | set(REGISTRY.unmapped) == set(EDGE_PROFILE)
+    assert not mapped & set(REGISTRY.unmapped)
+    x = ir.Value(name="x", shape=ir.Shape([2]), type=ir.TensorType(ir.DataType.FLOAT))
+    for op, reason in REGISTRY.unmapped.items():
+        assert REGISTRY.why_not(ir.Node("", op, [x]), None) == \
+            f"{op} has no coreml mapping: {reason}"
+    assert TARGET.registry.support_status("Asinh") == "no"
+
+
+_REJECTED = [
+    (Case("Einsum", [("a", _x(2, 3, 4), False), ("b", _x(2, 4, 5), False)],
+          {"equation": "...ij,...jk->...ik"}), "ellipsis"),
+    (Case("Einsum", [("a", _x(3, 3), False)], {"equation": "ii->i"}), "diagonal"),
+    (Case("Range", [("a", _c(0.0), True), ("b", _c(0.0), True), ("c", _c(1.0), True)]),
+     "empty Range"),
+    (Case("Range", [("a", _c(0, np.int64), True), ("b", _c(2**40, np.int64), True),
+                    ("c", _c(2**39, np.int64), True)]), "outside int32"),
+    (Case("Mod", [("a", _x(2, 3), False), ("b", _x(2, 3), False)]), "fmod=1"),
+    (Case("GroupNormalization", [("x", _x(1, 6, 4), False), ("s", _x(6), True),
+                                 ("b", _x(6), True)], {"num_groups": 4}), "num_groups dividing"),
+    (Case("Trilu", [("x", _x(3, 4), False), ("k", _c(1, np.int64), False)]), "constant"),
+]
+
+
+@pytest.mark.parametrize("case, words", _REJECTED, ids=[c.id + "-" + w for c, w in _REJECTED])
+def test_conditions_say_why_not(case: Case, words: str) -> None:
+    node = build_model(case).graph[-1]
+    reason = REGISTRY.why_not(node, argparse.Namespace(ios=16))
+    assert reason is not None and words in reason, reason
+
+
 def _check(case: Case, tmp_path: Path, precision: str) -> None:
     model = build_model(case)
     for node in model.graph:
         assert REGISTRY.why_not(node, argparse.Namespace(ios=case.ios)) is None
     path = emit(model, tmp_path, precision, case.ios)
+    check_package(path, ios=case.ios)  # reloads with coremltools and validates
     want, got = run_both(model, feeds_of(case), path)
     assert set(got) == set(want)
     for name, ref in want.items():
@@ -280,3 +371,19 @@ def test_op_fp32(case: Case, tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", [c for c in CASES if c.fp16], ids=[c.id for c in CASES if c.fp16])
 def test_op_fp16(case: Case, tmp_path: Path) -> None:
     _check(case, tmp_path, "fp16")
+
+
+_DEFAULT_IOS = [c for c in CASES if c.ios == 16]
+
+
+@pytest.mark.parametrize("ios", [15, 18])
+@pytest.mark.parametrize("case", _DEFAULT_IOS, ids=[c.id for c in _DEFAULT_IOS])
+def test_op_fp32_oldest_and_newest_ios(case: Case, ios: int, tmp_path: Path) -> None:
+    """What the checks take at an --ios must build and execute there: MIL's opsets differ
+    (iOS 17 redefines gather_along_axis, layer_norm, reshape, ...)."""
+    case = dataclasses.replace(case, ios=ios)
+    reasons = [r for node in build_model(case).graph
+               if (r := REGISTRY.why_not(node, argparse.Namespace(ios=ios)))]
+    if reasons:
+        pytest.skip(reasons[0])
+    _check(case, tmp_path, "fp32")

@@ -93,6 +93,50 @@ def test_fp32_conv_is_bit_exact_with_the_reference(tmp_path: Path) -> None:
     np.testing.assert_array_equal(get("mil-interpreter").load(path).run({"x": x})["y"],
                                   reference.run(model, {"x": x})["y"])
 
+def test_kernels_agree_with_coremltools_value_inference() -> None:
+    """Where the interpreter replaces coremltools' value inference (slow, or None past its
+    folding size), the kernel must compute the same thing on what both can do."""
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import Function
+
+    from edgeexport.runtimes.mil import KERNELS
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 5)).astype(np.float32)
+    with Function({}):
+        for lower, upper in ((-1, -1), (0, -1), (-1, 0), (1, 2), (2, -1)):
+            op = mb.band_part(x=x, lower=lower, upper=upper).op
+            np.testing.assert_array_equal(
+                KERNELS["band_part"](op, {"x": x, "lower": np.int32(lower),
+                                          "upper": np.int32(upper)})[0], op.outputs[0].val)
+        for start, end, step in ((0, 7, 1), (-3, 20, 4), (5, -6, -2)):
+            op = mb.range_1d(start=np.int32(start), end=np.int32(end), step=np.int32(step)).op
+            got = KERNELS["range_1d"](op, {"start": np.int32(start), "end": np.int32(end),
+                                           "step": np.int32(step)})[0]
+            np.testing.assert_array_equal(got, op.outputs[0].val)
+
+
+@pytest.mark.parametrize("mode", ["CRD", "DCR"])
+def test_depth_to_space_modes_against_pytorch(mode: str, tmp_path: Path) -> None:
+    """CRD is PyTorch's pixel_shuffle; DCR is the same after regrouping the channels."""
+    import torch
+
+    graph = helper.make_graph(
+        [helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=3, mode=mode, name="d2s")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 18, 2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6, 9])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model = ir.serde.deserialize_model(proto)
+    path = TARGET.emit(model, tmp_path, argparse.Namespace(precision="fp32")).path
+    x = np.random.default_rng(2).standard_normal((1, 18, 2, 3)).astype(np.float32)
+    t = torch.from_numpy(x)
+    if mode == "DCR":  # channels (block row, block col, c) -> (c, block row, block col)
+        t = t.reshape(1, 3, 3, 2, 2, 3).permute(0, 3, 1, 2, 4, 5).reshape(1, 18, 2, 3)
+    want = torch.nn.functional.pixel_shuffle(t, 3).numpy()
+    got = get("mil-interpreter").load(path).run({"x": x})["y"]
+    np.testing.assert_array_equal(got, want)
+
+
 def test_artifact_format_and_runtimes(tmp_path: Path) -> None:
     path = _emit(tmp_path, "fp32")
     assert artifact_format(path) == "mlpackage"

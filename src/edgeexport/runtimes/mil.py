@@ -175,6 +175,42 @@ def _split(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
     return list(np.split(x, np.cumsum([int(s) for s in sizes])[:-1], axis=axis))
 
 
+@_kernel("depth_to_space", "pixel_shuffle")
+def _depth_to_space(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
+    # depth_to_space is TensorFlow's (blocks outermost in the channels: ONNX DCR), pixel_shuffle
+    # PyTorch's (channels outermost: ONNX CRD)
+    if op.op_type == "pixel_shuffle":
+        return [_ref("DepthToSpace")(a["x"], blocksize=int(a["upscale_factor"]), mode="CRD")]
+    return [_ref("DepthToSpace")(a["x"], blocksize=int(a["block_size"]), mode="DCR")]
+
+
+@_kernel("space_to_depth")
+def _space_to_depth(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
+    return [_ref("SpaceToDepth")(a["x"], blocksize=int(a["block_size"]))]
+
+
+@_kernel("band_part")
+def _band_part(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
+    # keeps (lower < 0 or i - j <= lower) and (upper < 0 or j - i <= upper); coremltools' value
+    # inference loops over every element in Python
+    x = a["x"]
+    lower = -1 if a.get("lower") is None else int(a["lower"])
+    upper = -1 if a.get("upper") is None else int(a["upper"])
+    if lower >= 0:
+        x = _ref("Trilu")(x, np.array(-lower), upper=1)
+    if upper >= 0:
+        x = _ref("Trilu")(x, np.array(upper), upper=0)
+    return [x]
+
+
+@_kernel("range_1d")
+def _range_1d(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
+    # coremltools' value inference gives up (None) above its constant-folding size. The coreml
+    # emitter makes int32 ranges only, where this and its np.arange agree element for element
+    start, end, step = (np.asarray(a[k]) for k in ("start", "end", "step"))
+    return [_ref("Range")(start, end.astype(start.dtype), step.astype(start.dtype))]
+
+
 def _affine(a: dict[str, Any], data: np.ndarray, axis_key: str = "axis") -> tuple[Any, Any]:
     scale, zp = np.asarray(a["scale"]), a.get("zero_point")
     axis = a.get(axis_key)

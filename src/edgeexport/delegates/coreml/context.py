@@ -15,8 +15,32 @@ from edgeexport import ir as eir
 from edgeexport.delegates.registry import OpRegistry, all_checks  # noqa: F401 (ops use it)
 from edgeexport.errors import ConversionError
 
+
+
+class CoreMLRegistry(OpRegistry):
+    """The op registry, plus why each edge-profile op left unmapped cannot be expressed in MIL
+    (the reason users see in `inspect` and report.json instead of a bare "no mapping")."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.unmapped: dict[str, str] = {}
+
+    def not_mapped(self, op_type: str, reason: str) -> None:
+        from edgeexport import profile
+
+        if profile.spec(op_type) is None or op_type in self or op_type in self.unmapped:
+            raise ValueError(f"{self.target}: {op_type} is not an unmapped edge-profile op")
+        self.unmapped[op_type] = reason
+
+    def why_not(self, node: ir.Node, ctx: Any = None) -> str | None:
+        if node.domain in ("", "ai.onnx") and node.op_type not in self \
+                and node.op_type in self.unmapped:
+            return f"{node.op_type} has no {self.target} mapping: {self.unmapped[node.op_type]}"
+        return super().why_not(node, ctx)
+
+
 #: The one op table of CoreML ML Programs; the metal target shares it (same artifact format).
-REGISTRY = OpRegistry("coreml")
+REGISTRY = CoreMLRegistry("coreml")
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_]")
 

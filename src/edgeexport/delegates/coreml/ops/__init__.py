@@ -3,7 +3,10 @@
 from edgeexport.delegates.coreml.ops import (  # noqa: F401
     activation,
     conv,
+    einsum,
     elementwise,
+    generate,
+    layout,
     linear,
     logic,
     misc,

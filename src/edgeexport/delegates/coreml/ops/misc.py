@@ -1,5 +1,5 @@
 """Graph plumbing: Identity and Dropout alias their input, Constant is emitted where it is used,
-Cast follows the program's dtypes (float -> the program precision, int64 -> int32).
+Cast and CastLike follow the program's dtypes (float -> the program precision, int64 -> int32).
 """
 
 from __future__ import annotations
@@ -24,16 +24,23 @@ def emit_constant(node: ir.Node, ctx: EmitContext) -> None:
     pass  # ctx.get() makes the const op at the first use, with the value's name
 
 
+def _cast_to(node: ir.Node) -> ir.DataType | None:
+    if node.op_type == "CastLike":
+        return node.inputs[1].dtype if node.inputs[1] is not None else None
+    return ir.DataType(attr(node, "to"))
+
+
 def _check_cast(node: ir.Node, ctx: Any) -> str | None:
-    to = ir.DataType(attr(node, "to"))
+    to = _cast_to(node)
     if to not in _CAST:
-        return f"Cast to {to.name} has no CoreML mapping"
+        return f"{node.op_type} to {getattr(to, 'name', 'an unknown type')} has no CoreML mapping"
     return None
 
 
-@REGISTRY.op("Cast", check=_check_cast, conditions="to float, int32/int64 (as int32) or bool")
+@REGISTRY.op("Cast", "CastLike", check=_check_cast,
+             conditions="to float, int32/int64 (as int32) or bool")
 def emit_cast(node: ir.Node, ctx: EmitContext) -> None:
-    dtype = _CAST[ir.DataType(attr(node, "to"))] or ctx.float_dtype
+    dtype = _CAST[_cast_to(node)] or ctx.float_dtype
     x = ctx.get(node.inputs[0])
     from coremltools.converters.mil.mil import types
 
