@@ -30,14 +30,21 @@ class ExportResult:
     loaded: LoadedModel
     inputs: list[InputSpec]
     sample: list[np.ndarray]
-    #: PyTorch's outputs on `sample` (None for ONNX sources: no PyTorch model to ask)
-    expected: list[np.ndarray] | None
     eager: Callable[..., Any] | None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     #: a copy of the IR as exported, before passes and quantization (for ONNX sources, the
     #: parity reference when there is no PyTorch model)
     source_model: ir.Model | None = None
+    _expected: list[np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def expected(self) -> list[np.ndarray] | None:
+        """PyTorch's outputs on `sample` (None for ONNX sources: no PyTorch model to ask).
+        Computed on first use: running the model is validation's cost, not conversion's."""
+        if self._expected is None and self.eager is not None:
+            self._expected = run_eager(self.eager, self.inputs, self.sample, self.loaded.source)
+        return self._expected
 
 
 def resolve_specs(loaded: LoadedModel, given: list[InputSpec]) -> list[InputSpec]:
@@ -91,13 +98,6 @@ def export(model: Any, *, input_specs: list[InputSpec] | None = None,
               for t in example_inputs] if example_inputs is not None and not dynamic_batch
              else None)
     arrays = given or sample_inputs(trace_specs, seed=seed, batch=trace_batch)
-    if eager is not None:  # fails fast, with a clear line, on a wrong --input-shape
-        n_out = len(run_eager(eager, specs, arrays, loaded.source))
-        if output_names is None:
-            output_names = ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]
-        elif len(output_names) != n_out:
-            raise UsageError(f"{loaded.source}: the model has {n_out} output(s) but "
-                             f"{len(output_names)} output name(s) were given")
     ir_model = capture(loaded, specs, arrays, dynamic_batch=dynamic_batch,
                        output_names=output_names)
     finalize(ir_model, loaded)
@@ -109,9 +109,8 @@ def export(model: Any, *, input_specs: list[InputSpec] | None = None,
                  and a.size == int(np.prod(s.shape)) else a for a, s in zip(given, specs)]
     arrays = given or sample_inputs(specs, seed=seed, int_high=integer_input_ranges(ir_model),
                                     batch=trace_batch)
-    expected = run_eager(eager, specs, arrays, loaded.source) if eager is not None else None
-    return ExportResult(ir_model, loaded, specs, arrays, expected, eager,
-                        time.perf_counter() - start, source_model=source_copy)
+    return ExportResult(ir_model, loaded, specs, arrays, eager, time.perf_counter() - start,
+                        source_model=source_copy)
 
 
 def module_source(module: Any, example_inputs: tuple | None) -> LoadedModel:

@@ -91,6 +91,8 @@ def capture(loaded: LoadedModel, specs: list[InputSpec], arrays: list[np.ndarray
     input_names = [s.name for s in specs]
     args = torch_inputs(arrays)
     program = loaded.program
+    if program is not None:
+        _check_program_shapes(loaded, program, specs, arrays)
     with quiet_torch():
         module = loaded.module
         if program is None and loaded.kind == TORCHSCRIPT:
@@ -100,6 +102,9 @@ def capture(loaded: LoadedModel, specs: list[InputSpec], arrays: list[np.ndarray
                 # the converter leaves every dimension symbolic: re-capture below, static
                 module = TS2EPConverter(loaded.module, args).convert().module()
             except Exception:
+                if output_names is None:
+                    output_names = _output_names(
+                        None, len(run_eager(module, specs, arrays, loaded.source)), loaded)
                 return _from_torchscript_exporter(loaded, args, input_names, output_names,
                                                   dynamic_batch)
         if program is None:
@@ -110,8 +115,11 @@ def capture(loaded: LoadedModel, specs: list[InputSpec], arrays: list[np.ndarray
             try:
                 program = torch.export.export(module, args, dynamic_shapes=dyn, strict=False)
             except Exception as exc:
+                run_eager(module, specs, arrays, loaded.source)  # a wrong --input-shape says so
                 raise ConversionError(f"{loaded.source}: torch.export could not capture the "
                                       f"model: {_first_line(exc)}") from None
+        output_names = _output_names(output_names, len(program.graph_signature.user_outputs),
+                                     loaded)
         if not dynamic_batch:
             try:
                 model = lower_program(program, input_names, output_names)
@@ -132,6 +140,35 @@ def capture(loaded: LoadedModel, specs: list[InputSpec], arrays: list[np.ndarray
                                   f"{_first_line(exc)}") from None
     onnx_program.model.metadata_props[LOWERING_PROP] = fallback
     return onnx_program.model
+
+
+def _output_names(given: list[str] | None, n_out: int, loaded: LoadedModel) -> list[str]:
+    if given is None:
+        return ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]
+    if len(given) != n_out:
+        raise UsageError(f"{loaded.source}: the model has {n_out} output(s) but "
+                         f"{len(given)} output name(s) were given")
+    return list(given)
+
+
+def _check_program_shapes(loaded: LoadedModel, program: Any, specs: list[InputSpec],
+                          arrays: list[np.ndarray]) -> None:
+    """An ExportedProgram fixes its static dimensions: other --input-shape values are refused."""
+    from torch.export.graph_signature import InputKind
+
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    user = [nodes[s.arg.name] for s in program.graph_signature.input_specs
+            if s.kind == InputKind.USER_INPUT]
+    for node, spec, array in zip(user, specs, arrays):
+        val = node.meta.get("val")
+        if val is None or not hasattr(val, "shape"):
+            continue
+        fixed = [d if isinstance(d, int) else None for d in val.shape]
+        if len(fixed) != array.ndim or any(f is not None and f != a
+                                           for f, a in zip(fixed, array.shape)):
+            dims = ",".join("?" if f is None else str(f) for f in fixed)
+            raise UsageError(f"{loaded.source}: input '{spec.name}' of the program has shape "
+                             f"[{dims}], not {spec.describe()}; check --input-shape")
 
 
 def _from_torchscript_exporter(loaded: LoadedModel, args: tuple, input_names: list[str],

@@ -11,6 +11,7 @@ from edgeexport.passes._rules import RulePass
 
 class FoldBatchNormPass(RulePass):
     name = "fold-batchnorm"
+    anchors = frozenset({"BatchNormalization"})
     commute = False
 
     def rules(self) -> list:

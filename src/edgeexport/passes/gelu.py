@@ -52,6 +52,7 @@ class _GeluTanh(pattern.RewriteRuleClassBase):
 
 class FuseGeluPass(RulePass):
     name = "fuse-gelu"
+    anchors = frozenset({"Erf", "Tanh"})
     commute = True
 
     def rules(self) -> list:

@@ -11,6 +11,7 @@ from edgeexport.passes._rules import RulePass
 
 class MatMulAddToGemmPass(RulePass):
     name = "matmul-add-to-gemm"
+    anchors = frozenset({"MatMul"})
     commute = True
 
     def rules(self) -> list:

@@ -11,6 +11,7 @@ from edgeexport.passes._rules import RulePass
 
 class FuseLayerNormPass(RulePass):
     name = "fuse-layernorm"
+    anchors = frozenset({"Sqrt", "LayerNormalization"})
     commute = True
 
     def rules(self) -> list:

@@ -38,6 +38,7 @@ class _SigmoidExplicit(pattern.RewriteRuleClassBase):
 
 class FuseSiluPass(RulePass):
     name = "fuse-silu"
+    anchors = frozenset({"Exp"})
     commute = True
 
     def rules(self) -> list:
