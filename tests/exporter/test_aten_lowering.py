@@ -13,6 +13,7 @@ from torch import nn
 
 from edgeexport import ir as eir
 from edgeexport import profile
+from edgeexport.errors import UnsupportedOpError
 from edgeexport.exporter import export
 from edgeexport.exporter.aten import LOWERINGS
 from edgeexport.exporter.aten.registry import lowers
@@ -49,7 +50,8 @@ CASES = {
                               nn.BatchNorm2d(6)), [r(1, 6, 7, 7)]),
     "max_pool2d": (Fn(lambda m, x: F.max_pool2d(x, 3, 2, 1)), [r(1, 2, 9, 9)]),
     "max_pool2d_ceil": (Fn(lambda m, x: F.max_pool2d(x, 2, 2, ceil_mode=True)), [r(1, 2, 7, 7)]),
-    "avg_pool2d": (Fn(lambda m, x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)),
+    "avg_pool2d": (Fn(lambda m, x: (F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+                                    F.avg_pool2d(x, (2, 3), 1, 1, divisor_override=2))),
                    [r(1, 2, 9, 9)]),
     "adaptive_avg_pool": (Fn(lambda m, x: F.adaptive_avg_pool2d(x, 1).flatten(1)),
                           [r(2, 4, 5, 5)]),
@@ -180,6 +182,11 @@ class _AliasedMutation(nn.Module):
         return v * 1
 
 
+class _Noise(nn.Module):
+    def forward(self, x):
+        return x + torch.randn(3)
+
+
 class _Cumsum(nn.Module):
     def forward(self, x):
         return torch.cumsum(x, 1)
@@ -195,6 +202,13 @@ def test_fallback_to_torch_onnx_says_why(module: nn.Module, why: str) -> None:
     feeds = {s.name: a for s, a in zip(result.inputs, result.sample)}
     got = reference.run(result.model, feeds)[result.model.graph.outputs[0].name]
     np.testing.assert_allclose(got, _eager(module, [x])[0], rtol=1e-6)
+
+
+def test_random_ops_are_not_frozen_into_constants() -> None:
+    # freezing one draw at export time would be wrong: it reaches the IR as a random op, which
+    # no edge target has
+    with pytest.raises(UnsupportedOpError, match="RandomNormal"):
+        export(_Noise(), example_inputs=(r(2, 3),))
 
 
 def test_dynamic_batch_uses_torch_onnx() -> None:

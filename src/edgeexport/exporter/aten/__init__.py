@@ -156,8 +156,8 @@ def _all_constant(ctx: Context, node: Any) -> bool:
     """True when no input of the node depends on the model's inputs (arange, weight.t(), ...)."""
     import torch
 
-    if "nondeterministic_seeded" in {str(t) for t in getattr(node.target, "tags", ())}:
-        return False
+    if torch.Tag.nondeterministic_seeded in getattr(node.target, "tags", ()):
+        return False  # randn at export time would freeze one draw into the model
     for arg in node.all_input_nodes:
         if ctx.constant(arg) is None:
             return False

@@ -283,8 +283,6 @@ def _max_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (
 def _avg_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (),
               padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True,
               divisor_override: Any = None) -> ir.Value:
-    if divisor_override is not None:
-        raise NotLowerable("avg_pool with divisor_override")
     if ceil_mode:
         raise NotLowerable("avg_pool in ceil mode (PyTorch and ONNX divide the last window "
                            "differently)")
@@ -293,10 +291,14 @@ def _avg_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (
     s = _tuple(stride, n) if stride not in ((), [], None) else k
     p = _tuple(padding, n)
     _check_pool_shape(ctx, node, x, k, s, p, [1] * n, False, ctx.shape(node))
-    return ctx.op("AveragePool", [ctx.value(x)], {"kernel_shape": k, "strides": s,
-                                                  "pads": p + p,
-                                                  "count_include_pad": int(count_include_pad)},
-                  final=True)
+    attrs = {"kernel_shape": k, "strides": s, "pads": p + p,
+             "count_include_pad": int(count_include_pad or divisor_override is not None)}
+    if divisor_override is None:
+        return ctx.op("AveragePool", [ctx.value(x)], attrs, final=True)
+    # every window lies inside the padded input (no ceil mode): sum = mean * kernel size
+    mean = ctx.op("AveragePool", [ctx.value(x)], attrs, shape=ctx.shape(node), dtype=ctx.dtype(x))
+    factor = ctx.scalar(float(np.prod(k)) / float(divisor_override), ctx.dtype(x))
+    return ctx.op("Mul", [mean, factor], final=True)
 
 
 def _adaptive(ctx: Context, node: Any, x: Any, op_type: str, reduce: str) -> ir.Value:
