@@ -197,6 +197,8 @@ def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: li
         "parity": [p.to_json() for p in parity],
         "passed": passed,
         "expected_from": expected_source,
+        # "direct" (edgeexport's own ATen lowering) or "torch.onnx (why)"; absent for ONNX files
+        "lowering": result.model.metadata_props.get("edgeexport.lowering"),
         "timings_s": {k: timer.seconds.get(k, 0.0)
                       for k in ("export", "passes", "quantize", "emit", "validate")},
         "passes": {"ran": sorted(set(pass_report.ran)), "modified": pass_report.modified},

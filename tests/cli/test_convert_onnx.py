@@ -40,6 +40,7 @@ def test_bundle_layout_and_report(bundle: Path) -> None:
         assert PARITY_KEYS <= set(p)
         assert p["executed"] and p["passed"] and p["max_abs_err"] <= 1e-5
     assert report["artifact_bytes"] == (bundle / "model.onnx").stat().st_size
+    assert report["lowering"] == "direct"
 
 
 def test_manifest_hashes_and_parity_tensors(bundle: Path) -> None:
@@ -169,5 +170,6 @@ def test_convert_onnx_source_compares_with_onnxruntime_on_the_source(tmp_path) -
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)["report"]
     assert report["expected_from"].startswith("onnxruntime on the source")
+    assert report["lowering"] is None
     ref = next(p for p in report["parity"] if p["runtime"] == "reference")
     assert ref["executed"] and ref["passed"]

@@ -200,6 +200,7 @@ def _from_onnx(loaded: LoadedModel, specs: list[InputSpec], dynamic_batch: bool)
             raise ConversionError(f"{loaded.source}: cannot convert from opset {opset} to "
                                   f"{eir.OPSET}: {_first_line(exc)}") from None
     model = ir.from_proto(proto)
+    model.metadata_props.pop(LOWERING_PROP, None)  # a file we exported earlier: not lowered now
     graph_inputs = [v for v in model.graph.inputs if v.name not in model.graph.initializers]
     for value, spec in zip(graph_inputs, specs):
         dims = [d if d is not None else "batch" for d in spec.shape]
