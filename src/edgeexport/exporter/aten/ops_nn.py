@@ -283,13 +283,15 @@ def _max_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (
 def _avg_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (),
               padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True,
               divisor_override: Any = None) -> ir.Value:
-    if ceil_mode:
-        raise NotLowerable("avg_pool in ceil mode (PyTorch and ONNX divide the last window "
-                           "differently)")
     n = _batched(ctx, node, x)
     k = _tuple(kernel_size, n)
     s = _tuple(stride, n) if stride not in ((), [], None) else k
     p = _tuple(padding, n)
+    if ceil_mode and any(_pool_out(i, *a, 1, True) != _pool_out(i, *a, 1, False)
+                         for i, *a in zip(ctx.shape(x)[2:], k, s, p)):
+        # (when ceil adds no window, ceil mode changes nothing)
+        raise NotLowerable("avg_pool in ceil mode (PyTorch and ONNX divide the last window "
+                           "differently)")
     _check_pool_shape(ctx, node, x, k, s, p, [1] * n, False, ctx.shape(node))
     attrs = {"kernel_shape": k, "strides": s, "pads": p + p,
              "count_include_pad": int(count_include_pad or divisor_override is not None)}

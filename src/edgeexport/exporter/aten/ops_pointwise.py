@@ -42,6 +42,8 @@ def _binary(op_type: str, *, out_dtype: bool = True):
         dtype = ctx.dtype(node) if out_dtype else promoted(ctx, a, b)
         if out_dtype and op_type == "Div" and not np.issubdtype(dtype, np.floating):
             raise NotLowerable("integer division")
+        if out_dtype and dtype == np.bool_:
+            raise NotLowerable(f"{op_type} on booleans")
         x, y = operand(ctx, a, dtype), operand(ctx, b, dtype)
         if alpha != 1:
             y = ctx.op("Mul", [y, ctx.scalar(alpha, dtype)], shape=y.shape, dtype=dtype)
