@@ -65,7 +65,8 @@ CASES = {
     "upsample_bilinear_corners": (Fn(lambda m, x: F.interpolate(x, scale_factor=2, mode="bilinear",
                                                                 align_corners=True)),
                                   [r(1, 2, 3, 4)]),
-    "pad": (Fn(lambda m, x: F.pad(x, (1, 2, 0, 1), value=0.5)), [r(1, 2, 3, 4)]),
+    "pad_flip": (Fn(lambda m, x: (F.pad(x, (1, 2, 0, 1), value=0.5), F.pad(x, (2, 2)),
+                                  x.flip(1, -1))), [r(1, 2, 3, 4)]),
     # normalization, softmax, matrix products
     "layer_norm": (Fn(lambda m, x: m[0](x), nn.LayerNorm(8)), [r(2, 3, 8)]),
     "layer_norm_no_affine": (Fn(lambda m, x: F.layer_norm(x, (3, 8))), [r(2, 3, 8)]),
@@ -84,7 +85,12 @@ CASES = {
                          [r(1, 2, 5, 8), r(1, 2, 5, 8, seed=1), r(1, 2, 5, 8, seed=2)]),
     "reductions": (Fn(lambda m, x: (x.mean((1, 2), keepdim=True), x.sum(-1), x.amax(1),
                                     x.amin((0, 2)), x.argmax(1), x.argmin(-1, keepdim=True),
-                                    x.mean(), x.sum())), [r(2, 3, 4)]),
+                                    x.mean(), x.sum(), x.argmax(), x.prod(1), x.prod(),
+                                    (x > 1).any(1), x.all(), x.cumsum(1))), [r(2, 3, 4)]),
+    "native_norms": (Fn(lambda m, x: (*torch.native_layer_norm(x, [4], None, None, 1e-5),
+                                      torch.native_group_norm(x.view(2, 3, 4, 1), None, None, 2,
+                                                              3, 4, 1, 1e-5)[0])),
+                     [r(2, 3, 4)]),
     # elementwise with PyTorch's type promotion
     "arithmetic": (Fn(lambda m, x, y: (x + 2 * y, x - y, 3 - x, x * y, x / (y.abs() + 1),
                                        x ** 2, torch.maximum(x, y), torch.minimum(x, y),
@@ -100,7 +106,9 @@ CASES = {
     "unary": (Fn(lambda m, x: (x.relu(), x.sigmoid(), x.tanh(), x.exp(), (x.abs() + 1).log(),
                                x.abs().sqrt(), (x.abs() + 1).rsqrt(), -x, x.reciprocal(),
                                x.sin(), x.cos(), x.erf(), x.floor(), x.ceil(), x.round(),
-                               x.sign(), torch.atan(x))), [r(2, 5)]),
+                               x.sign(), torch.atan(x), x.trunc(), x.round(decimals=1),
+                               x.abs().log2(), x.abs().log10(),
+                               x.clamp(min=x[:1] - 1, max=x[:1]))), [r(2, 5)]),
     "activations": (Fn(lambda m, x: (F.hardtanh(x, -0.5, 1.5), F.relu6(x * 4), x.clamp(-1, 1),
                                      x.clamp(min=0.2), F.leaky_relu(x, 0.1), F.elu(x),
                                      F.gelu(x), F.gelu(x, approximate="tanh"), F.silu(x),
@@ -188,13 +196,13 @@ class _Noise(nn.Module):
         return x + torch.randn(3)
 
 
-class _Cumsum(nn.Module):
+class _Atan2(nn.Module):
     def forward(self, x):
-        return torch.cumsum(x, 1)
+        return torch.atan2(x, x + 1)
 
 
 @pytest.mark.parametrize("module,why", [(_AliasedMutation(), "aliases"),
-                                        (_Cumsum(), "no lowering for aten.cumsum")])
+                                        (_Atan2(), "no lowering for aten.atan2")])
 def test_fallback_to_torch_onnx_says_why(module: nn.Module, why: str) -> None:
     x = r(2, 3)
     result = export(module, example_inputs=(x,))

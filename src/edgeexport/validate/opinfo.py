@@ -22,6 +22,8 @@ class CaseResult:
     sample: int
     status: str  # passed | mismatch | export-failed | not-delegated | emit-failed | run-failed
     detail: str = ""
+    #: how the exporter lowered it: "direct" or "torch.onnx (why)" ("" when export failed)
+    lowering: str = ""
 
 
 def core_float32_opinfos() -> list[Any]:
@@ -157,11 +159,14 @@ def sweep(target: str | None = None, *, samples_per_op: int = 2, ops: Iterable[s
 
 def _one_case(name, fam, index, module, tensors, tgt, tolerance, export, passes, runtimes,
               error_stats, EdgeExportError) -> CaseResult:
+    lowering = ""
+
     def case(status: str, detail: str = "") -> CaseResult:
-        return CaseResult(name, fam, index, status, detail)
+        return CaseResult(name, fam, index, status, detail, lowering)
 
     try:
         result = export(module, example_inputs=tensors)
+        lowering = result.model.metadata_props.get("edgeexport.lowering", "")
         passes.optimize(result.model)
     except EdgeExportError as exc:
         return case("export-failed", str(exc))

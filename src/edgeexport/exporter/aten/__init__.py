@@ -93,6 +93,8 @@ def _lower_node(ctx: Context, node: Any) -> Any:
     target = node.target
     if target is operator.getitem:
         got = ctx.env[node.args[0]]
+        if isinstance(got, (tuple, list)) and got[node.args[1]] is None and not node.users:
+            return None  # an output nobody reads
         if not isinstance(got, (tuple, list)) or got[node.args[1]] is None:
             raise NotLowerable(f"output {node.args[1]} of {node.args[0].target}")
         return got[node.args[1]]

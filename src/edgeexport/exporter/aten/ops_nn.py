@@ -126,6 +126,14 @@ def _batch_norm_no_training(ctx: Context, node: Any, x: Any, weight: Any, bias: 
     return _batch_norm(ctx, node, x, weight, bias, mean, var, eps)
 
 
+@lowers(aten.native_group_norm.default)
+def _native_group_norm(ctx: Context, node: Any, x: Any, weight: Any, bias: Any, n: int, c: int,
+                       hw: int, groups: int, eps: float) -> tuple:
+    ctx_out = _group_norm_values(ctx, node, x, groups, weight, bias, eps,
+                                 tuple(int(d) for d in node.meta["val"][0].shape))
+    return (ctx_out, None, None)
+
+
 @lowers(aten.layer_norm.default, aten.native_layer_norm.default)
 def _layer_norm(ctx: Context, node: Any, x: Any, normalized_shape: Sequence[int],
                 weight: Any = None, bias: Any = None, eps: float = 1e-5,
@@ -136,23 +144,32 @@ def _layer_norm(ctx: Context, node: Any, x: Any, normalized_shape: Sequence[int]
              else ctx.const(np.ones(dims, dtype), f"{node.name}_scale"))
     inputs = [ctx.value(x), scale] + ([ctx.value(bias)] if bias is not None else [])
     attrs = {"axis": -len(dims), "epsilon": float(eps)}
-    if node.target == aten.native_layer_norm.default:
-        out = ctx.op("LayerNormalization", inputs, attrs, shape=ctx.shape(x), dtype=dtype)
-        return (out, None, None)
+    if node.target == aten.native_layer_norm.default:  # (y, mean, rstd) as ONNX's 3 outputs
+        stats = tuple(int(d) for d in node.meta["val"][1].shape)
+        outs = ctx.op("LayerNormalization", inputs, attrs, num_outputs=3,
+                      shape=[ctx.shape(x), stats, stats], dtype=dtype)
+        return tuple(outs)
     return ctx.op("LayerNormalization", inputs, attrs, final=True)
 
 
 @lowers(aten.group_norm.default)
 def _group_norm(ctx: Context, node: Any, x: Any, groups: int, weight: Any = None,
                 bias: Any = None, eps: float = 1e-5, cudnn_enabled: bool = True) -> ir.Value:
+    return _group_norm_values(ctx, node, x, groups, weight, bias, eps, None)
+
+
+def _group_norm_values(ctx: Context, node: Any, x: Any, groups: int, weight: Any, bias: Any,
+                       eps: float, out_shape: tuple | None) -> ir.Value:
+    """`out_shape` None: the last op takes the FX node's metadata (single-output ops)."""
     # opset 20's GroupNormalization scales per group (per channel only from opset 21): normalize
     # with unit scale, then apply PyTorch's per-channel affine
     shape, dtype = ctx.shape(x), ctx.dtype(x)
+    final = out_shape is None
     unit = [ctx.const(np.full(groups, v, dtype), f"{node.name}_{n}")
             for v, n in ((1.0, "scale"), (0.0, "bias"))]
     y = ctx.op("GroupNormalization", [ctx.value(x), *unit],
                {"num_groups": int(groups), "epsilon": float(eps)}, shape=shape, dtype=dtype,
-               final=weight is None and bias is None)
+               final=final and weight is None and bias is None)
     per_channel = (-1,) + (1,) * (len(shape) - 2)
     for arg, op_type in ((weight, "Mul"), (bias, "Add")):
         if arg is None:
@@ -162,7 +179,7 @@ def _group_norm(ctx: Context, node: Any, x: Any, groups: int, weight: Any = None
             raise NotLowerable("group_norm with a computed affine")
         last = op_type == "Add" or bias is None
         y = ctx.op(op_type, [y, ctx.const(w.reshape(per_channel), f"{node.name}_{op_type}")],
-                   shape=shape, dtype=dtype, final=last)
+                   shape=shape, dtype=dtype, final=final and last)
     return y
 
 
@@ -372,9 +389,48 @@ def _amin(ctx: Context, node: Any, x: Any, dim: Any = (), keepdim: bool = False)
     return _reduce(ctx, node, "ReduceMin", x, dim, keepdim)
 
 
+@lowers(aten.prod.default)
+def _prod_all(ctx: Context, node: Any, x: Any, *, dtype: Any = None) -> ir.Value:
+    return _reduce(ctx, node, "ReduceProd", x, None, False)
+
+
+@lowers(aten.prod.dim_int)
+def _prod(ctx: Context, node: Any, x: Any, dim: int, keepdim: bool = False, *,
+          dtype: Any = None) -> ir.Value:
+    return _reduce(ctx, node, "ReduceProd", x, [dim], keepdim)
+
+
+def _any_all(op_type: str):
+    def lower(ctx: Context, node: Any, x: Any, dim: Any = None, keepdim: bool = False
+              ) -> ir.Value:
+        # any/all = max/min of (x != 0) as 0/1 floats: bool reductions are newer than opset 20
+        rank, shape = ctx.rank(x), ctx.shape(x)
+        src = ctx.value(x)
+        zero = ctx.scalar(0, ctx.dtype(x)) if ctx.dtype(x) != np.bool_ else None
+        truth = (ctx.op("Not", [ctx.op("Equal", [src, zero], shape=shape, dtype=np.bool_)],
+                        shape=shape, dtype=np.bool_) if zero is not None else src)
+        ones = ctx.op("Cast", [truth], {"to": ir.DataType.FLOAT}, shape=shape, dtype=np.float32)
+        dims = list(range(rank)) if dim is None or dim == [] else (
+            [dim] if isinstance(dim, int) else list(dim))
+        axes = sorted(_axis(int(d), rank) for d in dims)
+        out_shape = ctx.shape(node)
+        red = ctx.op(op_type, [ones, ctx.ints(axes)], {"keepdims": int(bool(keepdim))},
+                     shape=out_shape, dtype=np.float32)
+        return ctx.op("Cast", [red], {"to": ir.DataType.BOOL}, final=True)
+
+    return lower
+
+
+lowers(aten.any.default, aten.any.dim, aten.any.dims)(_any_all("ReduceMax"))
+lowers(aten.all.default, aten.all.dim, aten.all.dims)(_any_all("ReduceMin"))
+
+
 def _arg(ctx: Context, node: Any, op_type: str, x: Any, dim: Any, keepdim: bool) -> ir.Value:
-    if dim is None:
-        raise NotLowerable(f"{op_type} over all elements")
+    if dim is None:  # over all elements: flatten first
+        flat = (int(np.prod(ctx.shape(x))),)
+        value = ctx.op("Reshape", [ctx.value(x), ctx.ints(flat)], shape=flat, dtype=ctx.dtype(x))
+        idx = ctx.op(op_type, [value], {"axis": 0, "keepdims": 1}, shape=(1,), dtype=np.int64)
+        return ctx.op("Reshape", [idx, ctx.ints(ctx.shape(node))], final=True)
     return ctx.op(op_type, [ctx.value(x)], {"axis": _axis(int(dim), ctx.rank(x)),
                                             "keepdims": int(bool(keepdim))},
                   final=True)

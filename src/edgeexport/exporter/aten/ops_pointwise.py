@@ -160,6 +160,56 @@ def _functional(target: Any) -> Any:
     return getattr(getattr(aten, name), target._overloadname)
 
 
+@lowers(aten.trunc.default, aten.fix.default)
+def _trunc(ctx: Context, node: Any, x: Any) -> ir.Value:
+    dtype = ctx.dtype(node)
+    value = ctx.value(x)
+    if not np.issubdtype(dtype, np.floating):
+        return ctx.op("Identity", [value], final=True)
+    shape = ctx.shape(node)
+    mag = ctx.op("Floor", [ctx.op("Abs", [value], shape=shape, dtype=dtype)], shape=shape,
+                 dtype=dtype)
+    return ctx.op("Mul", [ctx.op("Sign", [value], shape=shape, dtype=dtype), mag], final=True)
+
+
+@lowers(aten.round.decimals)
+def _round_decimals(ctx: Context, node: Any, x: Any, *, decimals: int = 0) -> ir.Value:
+    dtype, shape = ctx.dtype(node), ctx.shape(node)
+    if not np.issubdtype(dtype, np.floating) or decimals < 0:
+        raise NotLowerable("round with negative decimals or on integers")
+    scale = ctx.scalar(10.0 ** decimals, dtype)
+    up = ctx.op("Mul", [ctx.value(x), scale], shape=shape, dtype=dtype)
+    rounded = ctx.op("Round", [up], shape=shape, dtype=dtype)
+    return ctx.op("Div", [rounded, scale], final=True)
+
+
+def _log_base(base: float):
+    def lower(ctx: Context, node: Any, x: Any) -> ir.Value:
+        dtype = ctx.dtype(node)
+        if not np.issubdtype(dtype, np.floating):
+            raise NotLowerable("log of integers")
+        ln = ctx.op("Log", [ctx.cast(ctx.value(x), dtype)], shape=ctx.shape(node), dtype=dtype)
+        return ctx.op("Div", [ln, ctx.scalar(np.log(base), dtype)], final=True)
+
+    return lower
+
+
+lowers(aten.log2.default)(_log_base(2.0))
+lowers(aten.log10.default)(_log_base(10.0))
+
+
+@lowers(aten.clamp.Tensor)
+def _clamp_tensor(ctx: Context, node: Any, x: Any, min: Any = None, max: Any = None
+                  ) -> ir.Value:
+    dtype, shape = ctx.dtype(node), ctx.shape(node)
+    y = ctx.cast(ctx.value(x), dtype)
+    bounds = [(b, op) for b, op in ((min, "Max"), (max, "Min")) if b is not None]
+    for i, (bound, op_type) in enumerate(bounds):
+        y = ctx.op(op_type, [y, operand(ctx, bound, dtype)], shape=shape, dtype=dtype,
+                   final=i == len(bounds) - 1)
+    return y
+
+
 @lowers(aten.rsqrt.default)
 def _rsqrt(ctx: Context, node: Any, x: Any) -> ir.Value:
     dtype = ctx.dtype(node)

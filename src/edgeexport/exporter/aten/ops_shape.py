@@ -184,22 +184,44 @@ def _embedding(ctx: Context, node: Any, weight: Any, indices: Any, padding_idx: 
     return ctx.op("Gather", [ctx.value(weight), ctx.value(indices)], {"axis": 0}, final=True)
 
 
-@lowers(aten.constant_pad_nd.default, aten.pad.default)
-def _pad(ctx: Context, node: Any, x: Any, pad: Sequence[int], mode: Any = 0.0,
-         value: Any = None) -> ir.Value:
-    if node.target == aten.pad.default:
-        if mode != "constant":
-            raise NotLowerable(f"pad mode {mode}")
-        fill = 0.0 if value is None else value
-    else:
-        fill = mode
+@lowers(aten.constant_pad_nd.default)
+def _constant_pad(ctx: Context, node: Any, x: Any, pad: Sequence[int], value: Any = 0.0
+                  ) -> ir.Value:
     rank = ctx.rank(x)
     begins, ends = [0] * rank, [0] * rank
     for i in range(len(pad) // 2):  # PyTorch lists (begin, end) pairs from the last dimension
         begins[rank - 1 - i], ends[rank - 1 - i] = int(pad[2 * i]), int(pad[2 * i + 1])
-    dtype = ctx.dtype(node)
-    return ctx.op("Pad", [ctx.value(x), ctx.ints(begins + ends), ctx.scalar(fill, dtype)],
-                  {"mode": "constant"}, final=True)
+    if min(begins + ends) < 0:
+        raise NotLowerable("negative padding (cropping)")
+    return ctx.op("Pad", [ctx.value(x), ctx.ints(begins + ends),
+                          ctx.scalar(value, ctx.dtype(node))], {"mode": "constant"}, final=True)
+
+
+@lowers(aten.pad.default)
+def _pad(ctx: Context, node: Any, x: Any, pad: Sequence[int], mode: str = "constant",
+         value: Any = None) -> ir.Value:
+    if mode != "constant":
+        raise NotLowerable(f"pad mode {mode}")
+    return _constant_pad(ctx, node, x, pad, 0.0 if value is None else value)
+
+
+@lowers(aten.flip.default)
+def _flip(ctx: Context, node: Any, x: Any, dims: Sequence[int]) -> ir.Value:
+    rank = ctx.rank(x)
+    axes = sorted({_axis(int(d), rank) for d in dims})
+    if not axes:
+        return ctx.value(x)
+    lowest = np.iinfo(np.int64).min
+    return ctx.op("Slice", [ctx.value(x), ctx.ints([-1] * len(axes)),
+                            ctx.ints([lowest] * len(axes)), ctx.ints(axes),
+                            ctx.ints([-1] * len(axes))], final=True)
+
+
+@lowers(aten.cumsum.default)
+def _cumsum(ctx: Context, node: Any, x: Any, dim: int, *, dtype: Any = None) -> ir.Value:
+    value = ctx.cast(ctx.value(x), ctx.dtype(node))
+    axis = ctx.const(np.array(_axis(dim, max(ctx.rank(x), 1)), np.int64), f"{node.name}_axis")
+    return ctx.op("CumSum", [value, axis], final=True)
 
 
 def _filled(ctx: Context, node: Any, fill: Any) -> np.ndarray:
