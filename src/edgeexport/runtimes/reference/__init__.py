@@ -3,10 +3,16 @@
 It is the living definition of the edge profile's semantics; every other runtime is compared
 with it. `Interpreter` prepares a model once (order, constants, attributes, weight layouts) and
 runs it many times; `run` is the one-shot form.
+
+The one liberty it takes: a Relu or Clip next to a Conv, with nothing else reading the value
+passed between them, runs inside that Conv (same ufunc, same values): in place on the Conv's
+fresh output, or on a depthwise Conv's input as it copies it. When every intermediate is asked
+for (keep_all), nothing is fused.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +23,9 @@ import onnx_ir as ir
 from edgeexport import ir as eir
 from edgeexport.errors import ConversionError, EdgeExportError, UnsupportedOpError, UsageError
 from edgeexport.runtimes.base import Runtime, Session
-from edgeexport.runtimes.reference.kernels import KERNELS, Unsupported
+from edgeexport.runtimes.reference.kernels import (
+    KERNELS, Epilogue, Kernel, Prologue, Unsupported,
+)
 from edgeexport.runtimes.reference.kernels._parallel import blas_limit
 
 __all__ = ["Interpreter", "ReferenceRuntime", "ReferenceSession", "node_attributes", "run"]
@@ -35,6 +43,7 @@ class _Step:
     outputs: tuple[int, ...]
     expected: tuple[np.dtype | None, ...]  # declared output dtypes, when the graph declares them
     free: tuple[int, ...]  # slots whose last reader is this step
+    binding: tuple[Kernel, dict[str, Any], list[np.ndarray | None], int]  # what fn was bound from
 
     @property
     def where(self) -> str:
@@ -120,18 +129,21 @@ class Interpreter:
                           if slot not in self._constants]
 
         last_read: dict[int, int] = {}
+        reads: Counter[int] = Counter()
         nodes = _topological(graph)
         for position, node in enumerate(nodes):
             for v in node.inputs:
                 if v is not None:
                     last_read[self._index(v)] = position
+                    reads[self._index(v)] += 1
         keep = {slot for _, slot in self._outputs}
         steps: list[_Step] = []
         for position, node in enumerate(nodes):
             step = self._prepare(node, position, last_read, keep)
             if step is not None:
                 steps.append(step)
-        self._steps = steps
+        self._every_step = steps  # keep_all runs these: every value exactly as its node makes it
+        self._steps = self._fuse(steps, reads, keep)
 
     def _index(self, value: ir.Value) -> int:
         key = id(value)
@@ -168,13 +180,84 @@ class Interpreter:
         free = tuple(sorted({i for i in inputs if i is not None and last_read.get(i) == position
                              and i not in keep and i not in self._constants}
                             | {o for o in outputs if o not in last_read and o not in keep}))
-        step = _Step(node, fn, inputs, outputs, expected, free)
+        step = _Step(node, fn, inputs, outputs, expected, free,
+                     (kernel, attrs, constants, n_outputs))
         if node.op_type == "Constant":
             # materialised once here; a Constant costs nothing per run
             for slot, array in zip(outputs, self._execute(step, [])):
                 self._constants[slot] = array
             return None
         return step
+
+    def _fuse(self, steps: list[_Step], reads: Counter[int], keep: set[int]) -> list[_Step]:
+        """steps with each activation that has an in-place form (Relu, Clip with constant
+        bounds) folded into a Conv: into the one step reading its result, as a prologue, when
+        that kernel applies one for free; else into the step making its input, as an epilogue.
+        Either only when the value passed between them has no other reader and is no graph
+        output."""
+        readers: dict[int, list[int]] = {}  # slot -> the steps reading it
+        for index, step in enumerate(steps):
+            for slot in step.inputs:
+                if slot is not None:
+                    readers.setdefault(slot, []).append(index)
+        prologues: dict[int, tuple[int, Prologue, _Step]] = {}  # step -> (its new input, ...)
+        fused: list[_Step] = []
+        acts: dict[int, list[Any]] = {}  # index in fused -> [prologue, epilogue] bound into it
+        made_by: dict[int, int] = {}  # slot -> index in fused of the step that makes it
+        for index, step in enumerate(steps):
+            activation = self._activation(step)
+            if activation is not None:
+                source, result = step.inputs[0], step.outputs[0]
+                users = readers.get(result, [])
+                if len(users) == 1 and reads[result] == 1 and result not in keep \
+                        and source in step.free:  # the consumer reads source instead, later
+                    consumer = steps[users[0]]
+                    kernel, attrs, constants, _ = consumer.binding
+                    if kernel.fuses and kernel.takes_prologue is not None \
+                            and consumer.inputs[0] == result \
+                            and kernel.takes_prologue(attrs, constants):
+                        prologues[users[0]] = (source, activation, step)
+                        continue
+                at = made_by.get(source)
+                if at is not None and reads[source] == 1 and source not in keep \
+                        and len(fused[at].outputs) == 1 and fused[at].binding[0].fuses:
+                    first = fused[at]
+                    acts[at][1] = lambda y, act=activation: act(y, y)
+                    fused[at] = _Step(first.node, self._rebind(first, step, *acts[at]),
+                                      first.inputs, step.outputs, step.expected,
+                                      tuple(sorted(set(first.free) | set(step.free))),
+                                      first.binding)
+                    made_by.update((slot, at) for slot in step.outputs)
+                    continue
+            if index in prologues:
+                source, activation, before = prologues[index]
+                step = _Step(step.node, self._rebind(step, before, activation, None),
+                             (source,) + step.inputs[1:], step.outputs, step.expected,
+                             tuple(sorted(set(step.free) | set(before.free))), step.binding)
+            acts[len(fused)] = [prologues[index][1] if index in prologues else None, None]
+            made_by.update((slot, len(fused)) for slot in step.outputs)
+            fused.append(step)
+        return fused
+
+    def _activation(self, step: _Step) -> Prologue | None:
+        """The step's op as a Prologue, if it has an in-place form and constant parameters."""
+        kernel, attrs, constants, _ = step.binding
+        if kernel.inplace is None or not step.inputs or step.inputs[0] is None \
+                or len(step.outputs) != 1 \
+                or not all(i is None or i in self._constants for i in step.inputs[1:]):
+            return None
+        return kernel.inplace(attrs, constants)
+
+    @staticmethod
+    def _rebind(step: _Step, activation: _Step, prologue: Prologue | None,
+                epilogue: Epilogue | None) -> Callable[..., Any]:
+        kernel, attrs, constants, n_outputs = step.binding
+        try:
+            return kernel.bind(attrs, constants, n_outputs, epilogue, prologue)
+        except Exception as exc:
+            raise ConversionError(f"reference runtime: cannot prepare {step.node.op_type} node "
+                                  f"'{step.node.name}' with {activation.node.op_type}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
 
     def _execute(self, step: _Step, args: list[np.ndarray | None]) -> list[np.ndarray]:
         node = step.node
@@ -219,12 +302,12 @@ class Interpreter:
                         if env[slot] is not None)
         # IEEE results (inf, nan) are the definition here, not something to warn about
         with np.errstate(all="ignore"), blas_limit():
-            for step in self._steps:
+            for step in self._every_step if keep_all else self._steps:
                 outputs = self._execute(step, [None if i is None else env[i] for i in step.inputs])
                 for slot, array in zip(step.outputs, outputs):
                     env[slot] = array
                     if keep_all and self._names[slot]:
-                        kept[self._names[slot]] = array
+                        kept[self._names[slot]] = _contiguous(array)
                 if not keep_all:
                     for slot in step.free:
                         env[slot] = None
@@ -232,11 +315,16 @@ class Interpreter:
         for name, slot in self._outputs:
             if env[slot] is None:
                 raise ConversionError(f"graph output '{name}' was never computed")
-            result[name] = env[slot]
+            result[name] = _contiguous(env[slot])
         if keep_all:
             kept.update(result)
             return kept
         return result
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    # kernels may hold values channels-last (kernels/_layout.py); callers get plain C order
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
 def run(model: ir.Model, feeds: dict[str, np.ndarray], *,

@@ -6,6 +6,11 @@ does not take, so a test runner can tell which ONNX conformance cases it claims.
 
     @kernel("LeakyRelu", dtypes={"T": FLOATS})
     def leaky_relu(x, *, alpha=0.01): ...
+
+Fusion: an elementwise op with an `inplace` form (Relu, Clip) can run inside a kernel
+registered with `fuses=True` (Conv): as its epilogue, applied to its fresh output before it
+returns it, or as its prologue, applied to its first input while the kernel copies that input
+anyway (where `takes_prologue` says so). The interpreter decides when either is safe.
 """
 
 from __future__ import annotations
@@ -41,7 +46,17 @@ N_OUTPUTS = "n_outputs"
 #: `unsupported(attributes, inputs)` -> reason or None; inputs are arrays, or None when unknown.
 Check = Callable[[Mapping[str, Any], Sequence["np.ndarray | None"]], "str | None"]
 #: `prepare(attributes, constant_inputs)` -> a faster `run(*inputs)`, or None to use the plain fn.
-Prepare = Callable[[Mapping[str, Any], Sequence["np.ndarray | None"]], "Callable[..., Any] | None"]
+#: A kernel registered with fuses=True also gets an epilogue and a prologue (see Kernel.bind).
+Prepare = Callable[..., "Callable[..., Any] | None"]
+#: `epilogue(y)` overwrites y with an elementwise op's result on it (e.g. Relu in place).
+Epilogue = Callable[[np.ndarray], object]
+#: `prologue(x, out)` writes an elementwise op's result on x into out (of x's shape and dtype).
+Prologue = Callable[[np.ndarray, np.ndarray], object]
+#: `inplace(attributes, constant_inputs)` -> the op on its first input as a Prologue (which
+#: may write into its own input), or None. Only called when every other input is constant.
+Inplace = Callable[[Mapping[str, Any], Sequence["np.ndarray | None"]], "Prologue | None"]
+#: `takes_prologue(attributes, constant_inputs)`: whether the kernel applies a prologue for free.
+TakesPrologue = Callable[[Mapping[str, Any], Sequence["np.ndarray | None"]], bool]
 
 
 class Unsupported(Exception):
@@ -61,6 +76,10 @@ class Kernel:
     unsupported: Check | None
     prepare: Prepare | None
     wants_n_outputs: bool
+    #: returns a fresh array that an epilogue may overwrite; bind takes an epilogue and a prologue
+    fuses: bool = False
+    inplace: Inplace | None = None
+    takes_prologue: TakesPrologue | None = None
 
     def __call__(self, *inputs: Any, **attributes: Any) -> Any:
         return self.fn(*inputs, **attributes)
@@ -77,16 +96,32 @@ class Kernel:
         return self.unsupported(attributes, inputs) if self.unsupported is not None else None
 
     def bind(self, attributes: Mapping[str, Any], constants: Sequence[np.ndarray | None],
-             n_outputs: int) -> Callable[..., Any]:
-        """A `run(*inputs)` with attributes applied (and constants pre-processed if it can)."""
+             n_outputs: int, epilogue: Epilogue | None = None,
+             prologue: Prologue | None = None) -> Callable[..., Any]:
+        """A `run(*inputs)` with attributes applied (and constants pre-processed if it can).
+        With a prologue (fuses=True only), run computes on prologue(first input); with an
+        epilogue, it applies it to the output before returning."""
+        if (epilogue is not None or prologue is not None) and not self.fuses:
+            raise ValueError(f"{self.op} does not fuse elementwise ops")
         kwargs = dict(attributes)
         if self.wants_n_outputs:
             kwargs[N_OUTPUTS] = n_outputs
         if self.prepare is not None:
-            fast = self.prepare(kwargs, constants)
+            fast = self.prepare(kwargs, constants, epilogue, prologue) if self.fuses \
+                else self.prepare(kwargs, constants)
             if fast is not None:
                 return fast
         fn = self.fn
+        if epilogue is not None or prologue is not None:
+            def fused(x: np.ndarray, *inputs: Any) -> Any:
+                if prologue is not None:
+                    x, given = np.empty_like(x), x
+                    prologue(given, x)
+                y = fn(x, *inputs, **kwargs)
+                if epilogue is not None:
+                    epilogue(y)
+                return y
+            return fused
         return lambda *inputs: fn(*inputs, **kwargs)
 
 
@@ -96,7 +131,9 @@ KERNELS: dict[str, Kernel] = {}
 
 def kernel(*ops: str, dtypes: Mapping[str, frozenset[np.dtype]] | None = None,
            unsupported: Check | None = None,
-           prepare: Prepare | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+           prepare: Prepare | None = None, fuses: bool = False, inplace: Inplace | None = None,
+           takes_prologue: TakesPrologue | None = None,
+           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn` as the reference kernel of `ops` (each must be in the edge profile, once)."""
     if not ops:
         raise ValueError("register at least one op")
@@ -122,7 +159,8 @@ def kernel(*ops: str, dtypes: Mapping[str, frozenset[np.dtype]] | None = None,
             for var, claimed in (dtypes or {}).items():
                 if not claimed <= ALL:
                     raise ValueError(f"reference kernel for {op} claims unknown dtypes for {var}")
-            KERNELS[op] = Kernel(op, fn, attrs, dict(dtypes or {}), unsupported, prepare, wants_n)
+            KERNELS[op] = Kernel(op, fn, attrs, dict(dtypes or {}), unsupported, prepare, wants_n,
+                                 fuses, inplace, takes_prologue)
         return fn
 
     return register
@@ -151,4 +189,5 @@ from edgeexport.runtimes.reference.kernels import (  # noqa: E402,F401
     shape,
 )
 
-__all__ = ["KERNELS", "Kernel", "Unsupported", "kernel", "normalize_axis"]
+__all__ = ["KERNELS", "Epilogue", "Kernel", "Prologue", "Unsupported", "kernel",
+           "normalize_axis"]

@@ -1,19 +1,29 @@
 """Activations, Clip and the softmaxes, as the ONNX spec writes them (float types only, except
-Relu/LeakyRelu/PRelu/Clip which ONNX also defines on integers)."""
+Relu/LeakyRelu/PRelu/Clip which ONNX also defines on integers). Relu and Clip also have an
+in-place form, which the interpreter fuses into the Conv before or after them (the same ufunc,
+with out=).
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgeexport.runtimes.reference.kernels import FLOATS, NUMERIC, SIGNED, kernel, normalize_axis
+from edgeexport.runtimes.reference.kernels import (
+    FLOATS, NUMERIC, SIGNED, Prologue, kernel, normalize_axis,
+)
 from edgeexport.runtimes.reference.kernels.elementwise import erf_f64
 
 _F = {"T": FLOATS}
 
 
-@kernel("Relu", dtypes={"T": SIGNED | FLOATS})
+def _relu_inplace(attrs: Mapping[str, Any], consts: Sequence[np.ndarray | None]) -> Prologue:
+    return lambda x, out: np.maximum(x, x.dtype.type(0), out=out)
+
+
+@kernel("Relu", dtypes={"T": SIGNED | FLOATS}, inplace=_relu_inplace)
 def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, x.dtype.type(0))
 
@@ -90,13 +100,25 @@ def gelu(x: np.ndarray, *, approximate: str = "none") -> np.ndarray:
     return 0.5 * x * (1 + erf_f64(x * math.sqrt(0.5)).astype(x.dtype))
 
 
-@kernel("Clip", dtypes={"T": NUMERIC})
-def clip(x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+def _clip(x: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None,
+          out: np.ndarray | None = None) -> np.ndarray:
     if lo is None and hi is None:
         return x
     # np.clip is min(max(x, lo), hi): when lo > hi every value becomes hi, as the spec says
     return np.clip(x, None if lo is None else lo.astype(x.dtype, copy=False),
-                   None if hi is None else hi.astype(x.dtype, copy=False))
+                   None if hi is None else hi.astype(x.dtype, copy=False), out=out)
+
+
+def _clip_inplace(attrs: Mapping[str, Any], consts: Sequence[np.ndarray | None]) -> Prologue:
+    lo, hi = (list(consts[1:3]) + [None, None])[:2]
+    if lo is None and hi is None:
+        return lambda x, out: np.copyto(out, x)
+    return lambda x, out: _clip(x, lo, hi, out=out)
+
+
+@kernel("Clip", dtypes={"T": NUMERIC}, inplace=_clip_inplace)
+def clip(x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+    return _clip(x, lo, hi)
 
 
 @kernel("Softmax", dtypes=_F)
