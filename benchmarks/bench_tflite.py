@@ -1,5 +1,6 @@
 """edgeexport vs litert-torch on the same models, in one run: conversion time, .tflite size and
-LiteRT latency side by side (plus our int8 and the TRANSPOSE count of each graph).
+LiteRT latency side by side (plus our int8, the TRANSPOSE count of each graph and the ops that
+XNNPACK leaves to TFLite's own kernels).
 
     .venv/bin/python benchmarks/bench_tflite.py [--models mobilenet_v2,resnet] [--runs 50]
 
@@ -159,6 +160,33 @@ def transposes(path: Path) -> int:
     return operator_names(path.read_bytes()).count("TRANSPOSE")
 
 
+def outside_xnnpack(path: Path, threads: int) -> int:
+    """Ops the XNNPACK delegate leaves to TFLite's own kernels (each one also cuts the delegated
+    graph in two): an op is inside when one of its outputs leaves a DELEGATE node or when every
+    reader of its outputs is inside."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path), num_threads=threads)
+    it.allocate_tensors()
+    ops = it._get_ops_details()
+    delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
+    d_out = {int(t) for o in delegates for t in o["outputs"]}
+    d_in = {int(t) for o in delegates for t in o["inputs"]}
+    graph_out = {d["index"] for d in it.get_output_details()}
+    readers: dict[int, list[int]] = {}
+    plain = [o for o in ops if o["op_name"] != "DELEGATE"]
+    for o in plain:
+        for t in o["inputs"]:
+            readers.setdefault(int(t), []).append(o["index"])
+    inside: dict[int, bool] = {}
+    for o in reversed(plain):
+        outs = [int(t) for t in o["outputs"]]
+        inside[o["index"]] = any(t in d_out for t in outs) or not any(
+            t in d_in or t in graph_out or any(not inside.get(r, True) for r in readers.get(t, []))
+            for t in outs)
+    return sum(not v for v in inside.values())
+
+
 def rel_err(expected: np.ndarray, got: dict[str, np.ndarray]) -> float:
     from edgeexport.validate import error_stats
 
@@ -197,10 +225,12 @@ def main() -> int:
         lat, outs = latency(paths, feeds, args.runs, args.threads)
         exp = result.expected[0]
         rows.append((name, "edgeexport fp32", t_ours, ours.stat().st_size, lat[0],
-                     transposes(ours), rel_err(exp, outs[0])))
+                     transposes(ours), outside_xnnpack(ours, args.threads),
+                     rel_err(exp, outs[0])))
         if theirs.exists():
             rows.append((name, "litert-torch fp32", t_theirs, theirs.stat().st_size, lat[1],
-                         transposes(theirs), rel_err(exp, outs[1])))
+                         transposes(theirs), outside_xnnpack(theirs, args.threads),
+                         rel_err(exp, outs[1])))
             checks.append((name, "fp32 latency ours/litert-torch <= 1.05", lat[0] / lat[1],
                            lat[0] / lat[1] <= 1.05))
             if name == "mobilenet_v2":
@@ -211,18 +241,19 @@ def main() -> int:
         if t8 is not None:
             rows.append((name, f"edgeexport {'dyn-int8' if name == 'bert' else 'int8'}", t8,
                          ours8.stat().st_size, lat[-1], transposes(ours8),
-                         rel_err(exp, outs[-1])))
+                         outside_xnnpack(ours8, args.threads), rel_err(exp, outs[-1])))
             checks.append((name, "int8 latency / our fp32 <= 0.6", lat[-1] / lat[0],
                            lat[-1] / lat[0] <= 0.6))
         print(f"done {name} (litert-torch {version}; our emit {emit_s:.3f}s)", file=sys.stderr)
-    hdr = ("model", "tool", "convert_s", "size_MB", "latency_ms", "TRANSPOSE", "max_rel_err")
+    hdr = ("model", "tool", "convert_s", "size_MB", "latency_ms", "TRANSPOSE", "not_in_XNNPACK",
+           "max_rel_err")
     print(f"LiteRT latency: median of {args.runs} invokes, {args.threads} thread(s), both "
           "artifacts interleaved in one process; conversion = export+passes+emit (ours), "
           "litert_torch.convert+export (theirs)")
     print("  ".join(f"{h:>16}" for h in hdr))
     for r in rows:
         print("  ".join([f"{r[0]:>16}", f"{r[1]:>16}", f"{r[2]:16.2f}", f"{r[3] / 1e6:16.2f}",
-                         f"{r[4]:16.3f}", f"{r[5]:16d}", f"{r[6]:16.2e}"]))
+                         f"{r[4]:16.3f}", f"{r[5]:16d}", f"{r[6]:16d}", f"{r[7]:16.2e}"]))
     print("\ntargets:")
     for name, what, value, ok in checks:
         print(f"  {name:>14}  {what:<44} {value:6.3f}  {'met' if ok else 'NOT met'}")

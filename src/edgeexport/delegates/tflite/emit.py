@@ -76,6 +76,9 @@ def emit_model(model: ir.Model, precision: str = "fp32", options: Any = None,
                 or v.name in ctx.quant):
             idx = _boundary(ctx, v)
         ctx.fb.outputs.append(idx)
+    dead = ctx.fb.drop_dead_ops()
+    if dead:
+        ctx.tensor_map = {k: v for k, v in ctx.tensor_map.items() if v[0] not in dead}
     ctx.fb.metadata.update(metadata or {})
     return Emitted(ctx.fb.finish(ctx.tensor_map), ctx.fb.op_names(), ctx.tensor_map, ctx.fb)
 

@@ -1,6 +1,8 @@
 """QDQ graphs -> int8 TFLite. A float op whose activations all come through DequantizeLinear and
 whose outputs all go to QuantizeLinear runs as the int8 kernel; Q/DQ pairs vanish between int8
-ops, and a requantize (QUANTIZE int8 -> int8) appears where TFLite fixes an output scale.
+ops, and a requantize (QUANTIZE int8 -> int8) appears where TFLite fixes an output scale. Ops
+whose int8 form XNNPACK rejects or runs slower stay float, and float readers of a QUANTIZE
+read the float tensor it was made from (no QUANTIZE -> DEQUANTIZE round trips).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ SAME_QUANT = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPoo
               "Gather", "Slice", "Split", "Identity", "Dropout"}
 #: ops whose int8 kernels have a fixed output scale / zero point
 FIXED = {"Sigmoid": (1.0 / 256, -128), "Softmax": (1.0 / 256, -128), "Tanh": (1.0 / 128, 0)}
+#: ops whose int8 TFLite kernels XNNPACK does not take: int8, they would run in TFLite's own
+#: (slow, partition-splitting) kernels, so for XNNPACK they stay float between DEQUANTIZE and
+#: QUANTIZE. The NNAPI delegate takes them in int8.
+FLOAT_ON_XNNPACK = {"Softmax"}
 
 
 def _params(node: ir.Node) -> dict[str, Any]:
@@ -90,8 +96,10 @@ def prepare(ctx: EmitContext) -> None:
             if p["scale"].size > 1:
                 raise ValueError("per-axis quantization of an activation")
             ctx.quant[node.outputs[0].name] = p
+    float_ops = FLOAT_ON_XNNPACK if ctx.target != "nnapi" else set()
     for node in graph:
-        if node.op_type not in INT8_OPS or not _int8_node(node, ctx):
+        if node.op_type not in INT8_OPS or node.op_type in float_ops or \
+                not _int8_node(node, ctx):
             continue
         ctx.int8_nodes.add(id(node))
         act_in = next(v for v in node.inputs if v is not None and _is_act_dq(v))
@@ -108,6 +116,73 @@ def prepare(ctx: EmitContext) -> None:
                 q = dict(ctx.quant[ctx.consumers(o)[0].outputs[0].name])
             q.pop("int_value", None)
             ctx.quant[o.name] = q
+    _float_islands(ctx)
+
+
+#: ops whose int8 kernel is worth a QUANTIZE before and a DEQUANTIZE after
+_HEAVY = {"Conv", "Gemm", "MatMul"}
+
+
+#: int8 arithmetic that XNNPACK runs no faster than float (requantizing every element)
+_ARITH = {"Add", "Sub", "Mul"}
+
+
+def _float_islands(ctx: EmitContext) -> None:
+    """A light int8 op between float ops (float -> Q -> DQ -> Mul -> Q -> DQ -> float) runs
+    float: its int8 form costs a QUANTIZE and a DEQUANTIZE more and saves nothing. With XNNPACK
+    the same holds for an elementwise op with one activation input that only float ops read
+    (attention's scale after an int8 BATCH_MATMUL): the DEQUANTIZE moves before it, and
+    XNNPACK's float MUL/ADD is about twice as fast as its int8 one."""
+    changed = True
+    while changed:
+        changed = False
+        for node in ctx.graph:
+            if id(node) not in ctx.int8_nodes or node.op_type in _HEAVY:
+                continue
+            acts = [v for v in node.inputs if v is not None and _is_act_dq(v)]
+            to_float = all(_to_float(_through_activation(node, o, ctx), ctx)
+                           for o in node.outputs if o is not None)
+            island = to_float and all(_from_float(v, ctx) for v in acts)
+            trailing = (to_float and len(acts) == 1 and node.op_type in _ARITH
+                        and ctx.target != "nnapi" and not _bias_of_weights(acts[0]))
+            if not (island or trailing):
+                continue
+            ctx.int8_nodes.discard(id(node))
+            for o in node.outputs:
+                if o is not None:
+                    ctx.quant.pop(_through_activation(node, o, ctx).name, None)
+            changed = True
+
+
+def _bias_of_weights(v: ir.Value) -> bool:
+    """`v` is DQ(Q(MatMul/Gemm/Conv with constant weights)): an Add there is that op's bias."""
+    q = v.producer().inputs[0].producer()
+    p = q.inputs[0].producer() if q is not None and q.op_type == "QuantizeLinear" else None
+    return p is not None and p.op_type in _HEAVY and len(p.inputs) > 1 and \
+        _is_quant_const(p.inputs[1])
+
+
+def _from_float(v: ir.Value, ctx: EmitContext) -> bool:
+    """`v` is DQ(Q(x)) with x computed by a float op."""
+    q = v.producer().inputs[0].producer()
+    if q is None or q.op_type != "QuantizeLinear":
+        return False
+    p = q.inputs[0].producer()
+    return p is not None and id(p) not in ctx.int8_nodes and p.op_type not in (
+        "QuantizeLinear", "DequantizeLinear")
+
+
+def _to_float(o: ir.Value, ctx: EmitContext) -> bool:
+    """Every reader of `o` is Q -> DQ -> float op."""
+    for q in ctx.consumers(o):
+        if q.op_type != "QuantizeLinear" or q.outputs[0].name in ctx.graph_outputs:
+            return False
+        for dq in ctx.consumers(q.outputs[0]):
+            if dq.op_type != "DequantizeLinear" or dq.outputs[0].name in ctx.graph_outputs:
+                return False
+            if any(id(u) in ctx.int8_nodes for u in ctx.consumers(dq.outputs[0])):
+                return False
+    return True
 
 
 def _int8_node(node: ir.Node, ctx: EmitContext) -> bool:
@@ -120,8 +195,10 @@ def _int8_node(node: ir.Node, ctx: EmitContext) -> bool:
         return False
     if node.op_type == "Clip" and activation_kind(node) is None and clip_bounds(node) != (0, 1):
         return False  # a general clamp is MINIMUM/MAXIMUM with float bounds
-    if node.op_type in ("MatMul", "Gemm") and not _is_quant_const(node.inputs[1]):
-        return False  # int8 FULLY_CONNECTED needs constant weights
+    if node.op_type in ("MatMul", "Gemm") and not _is_quant_const(node.inputs[1]) and not (
+            node.op_type == "MatMul" and ctx.target != "nnapi" and _is_act_dq(node.inputs[1])):
+        return False  # int8 FULLY_CONNECTED needs constant weights; XNNPACK also runs an int8
+        # BATCH_MATMUL of two activations (attention), the NNAPI delegate before API 31 does not
     for o in node.outputs:
         if o is None:
             continue
@@ -180,6 +257,9 @@ def emit_quantize(node: ir.Node, ctx: EmitContext) -> None:
     xin = ctx.input(x, lay)
     y = ctx.output(q, lay, quant=params)
     ctx.fb.op("QUANTIZE", [xin], [y])
+    # float consumers of q read x itself: QUANTIZE then DEQUANTIZE between two float ops only
+    # adds rounding and two ops (the QUANTIZE is dropped when no int8 op reads it)
+    ctx.float_source[q.name] = xin
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -202,8 +282,11 @@ def emit_dequantize(node: ir.Node, ctx: EmitContext) -> None:
     src = ctx.values.get(x.name)
     if src is None or x.name not in ctx.quant:
         raise NotImplementedError("DequantizeLinear of a graph input: quantize inside the model")
-    # the float value is the int8 tensor itself; float users get a DEQUANTIZE on demand
+    # the float value is the int8 tensor itself; float users get a DEQUANTIZE on demand, or
+    # the float tensor that was quantized
     ctx.values[f.name] = src
+    if x.name in ctx.float_source:
+        ctx.float_source[f.name] = ctx.float_source[x.name]
     ctx.quant[f.name] = {k: v for k, v in ctx.quant[x.name].items() if k != "int_value"}
     ctx.tensor_map[f.name] = [ctx.fb.name(src.index), list(src.layout)]
 

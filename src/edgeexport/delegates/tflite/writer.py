@@ -60,6 +60,7 @@ class FlatModel:
         self.outputs: list[int] = []
         self.metadata: dict[str, bytes] = {}
         self._names: set[str] = set()
+        self._producer: dict[int, int] = {}
 
     # tensors -------------------------------------------------------------------------------
     def unique_name(self, name: str) -> str:
@@ -131,7 +132,17 @@ class FlatModel:
             o.builtinOptionsType = getattr(fb.BuiltinOptions, type(options).__name__[:-1])
             o.builtinOptions = options
         self.operators.append(o)
+        for t in o.outputs:
+            self._producer[t] = len(self.operators) - 1
         return len(self.operators) - 1
+
+    def reshape_source(self, index: int) -> int:
+        """The tensor a RESHAPE output was reshaped from (same bytes), else `index` itself."""
+        k = self._producer.get(index)
+        if k is None or self.operators[k].opcodeIndex != self._opcode_index.get(
+                fb.BuiltinOperator.RESHAPE):
+            return index
+        return self.operators[k].inputs[0]
 
     def set_version(self, opname: str, version: int) -> None:
         """Raise the declared version of an op code (int8 kernels need version >= 2)."""
@@ -139,6 +150,49 @@ class FlatModel:
         idx = self._opcode_index.get(code)
         if idx is not None:
             self.opcodes[idx].version = max(self.opcodes[idx].version, version)
+
+    def drop_dead_ops(self) -> set[str]:
+        """Remove operators whose outputs nothing reads (a QUANTIZE that only float readers
+        turned out to need), with the tensors only they wrote; returns those tensors' names."""
+        live = set(self.outputs)
+        keep = [False] * len(self.operators)
+        for i in reversed(range(len(self.operators))):
+            op = self.operators[i]
+            if any(o in live for o in op.outputs):
+                keep[i] = True
+                live.update(t for t in op.inputs if t >= 0)
+        if all(keep):
+            return set()
+        dropped = {t for op, k in zip(self.operators, keep) if not k
+                   for t in list(op.inputs) + list(op.outputs) if t >= 0}
+        dead = dropped - live - set(self.inputs)
+        names = {self.tensors[t].name for t in dead}
+        new_index, tensors = {}, []
+        for i, t in enumerate(self.tensors):
+            if i not in dead:
+                new_index[i] = len(tensors)
+                tensors.append(t)
+        self.tensors = tensors
+        self.operators = [op for op, k in zip(self.operators, keep) if k]
+        for op in self.operators:
+            op.inputs = [new_index[t] if t >= 0 else t for t in op.inputs]
+            op.outputs = [new_index[t] for t in op.outputs]
+        self.inputs = [new_index[t] for t in self.inputs]
+        self.outputs = [new_index[t] for t in self.outputs]
+        self._producer = {t: i for i, op in enumerate(self.operators) for t in op.outputs}
+        self._drop_unused_buffers()
+        return names
+
+    def _drop_unused_buffers(self) -> None:
+        used = sorted({t.buffer for t in self.tensors} | {0})
+        if len(used) == len(self.buffers):
+            return
+        new_index = {b: i for i, b in enumerate(used)}
+        self.buffers = [self.buffers[b] for b in used]
+        for t in self.tensors:
+            t.buffer = new_index[t.buffer]
+        self._buffer_by_hash = {k: new_index[b] for k, b in self._buffer_by_hash.items()
+                                if b in new_index}
 
     def op_names(self) -> list[str]:
         names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}

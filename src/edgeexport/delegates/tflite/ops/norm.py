@@ -53,6 +53,11 @@ def emit_layer_norm(node: ir.Node, ctx: EmitContext) -> None:
     ctx.fb.op("SUB", [xin, mean], [cen], fb.SubOptionsT())
     scale = node.inputs[1] if len(node.inputs) > 1 else None
     bias = node.inputs[2] if len(node.inputs) > 2 else None
+    # an untrained (or identity) affine part is two full-size ops for nothing
+    if scale is not None and _all(ctx.const(scale), 1.0):
+        scale = None
+    if bias is not None and _all(ctx.const(bias), 0.0):
+        bias = None
     norm = ctx.temp(f"{name}/normed", shape, np.float32) if scale is not None or bias is not None \
         else ctx.output(out, lay)
     ctx.fb.op("MUL", [cen, rstd], [norm], fb.MulOptionsT())
@@ -65,6 +70,10 @@ def emit_layer_norm(node: ir.Node, ctx: EmitContext) -> None:
     if bias is not None:
         y = ctx.output(out, lay)
         ctx.fb.op("ADD", [cur, operand(ctx, bias, lay)], [y], fb.AddOptionsT())
+
+
+def _all(arr: np.ndarray | None, value: float) -> bool:
+    return arr is not None and bool(np.all(np.asarray(arr) == value))
 
 
 def _check_bn(node: ir.Node, ctx: object) -> str | None:

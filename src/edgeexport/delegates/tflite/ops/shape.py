@@ -66,14 +66,30 @@ def emit_reshape_to(ctx: EmitContext, x: ir.Value, out: ir.Value) -> None:
         return
     lay = ctx.layout(x)
     new = reshape_layout(in_shape, lay, out_shape)
+    if new is None and len(out_shape) == 4 and any(
+            u.op_type in ("Conv", "ConvTranspose") for u in _readers(ctx, out)):
+        # a Conv reads it channels-last: move the input once into the order whose RESHAPE is
+        # the channels-last result (MobileViT's fold), not into the IR order and then again
+        lay = reshape_layout(out_shape, L.channels_last(4), in_shape) or lay
+        new = reshape_layout(in_shape, lay, out_shape)
     if new is None or (out.name in ctx.graph_outputs and not L.is_identity(new)):
-        src, new = ctx.input(x, L.identity(len(in_shape))), L.identity(len(out_shape))
-    else:
-        src = ctx.input(x)
+        lay, new = L.identity(len(in_shape)), L.identity(len(out_shape))
+    src = ctx.input(x, lay)
     if ctx.fb.shape(src) == L.physical_shape(out_shape, new):
         ctx.define(out, src, new)  # the stored bytes and shape already are the result
         return
     ctx.reshape(src, ctx.output(out, new))
+
+
+def _readers(ctx: EmitContext, v: ir.Value) -> list[ir.Node]:
+    """The nodes that read `v`, looking through QuantizeLinear/DequantizeLinear."""
+    out = []
+    for u in ctx.consumers(v):
+        if u.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            out += _readers(ctx, u.outputs[0])
+        else:
+            out.append(u)
+    return out
 
 
 def _check_reshape(node: ir.Node, ctx: object) -> str | None:
@@ -227,6 +243,8 @@ def _gather_as_slice(ctx: EmitContext, data: ir.Value, out: ir.Value, axis: int,
     """A gather of a contiguous range is a SLICE (+ RESHAPE for a scalar index): XNNPACK runs
     those, while a GATHER would cut the delegated graph in two."""
     lay = ctx.layout(data)
+    if index_rank == 0 and _unbind(ctx, data, axis):
+        lay = L.identity(ctx.rank(data))
     xin = ctx.input(data, lay)
     shape = ctx.fb.shape(xin)
     p = L.physical_axis(axis, lay)
@@ -244,6 +262,29 @@ def _gather_as_slice(ctx: EmitContext, data: ir.Value, out: ir.Value, axis: int,
     ctx.fb.op("SLICE", [xin, ctx.int32(begin, f"begin{begin}"), ctx.int32(sizes, f"size{sizes}")],
               [t], fb.SliceOptionsT())
     ctx.reshape(t, ctx.output(out, L.drop_axes(lay, [axis])))
+
+
+def _unbind(ctx: EmitContext, data: ir.Value, axis: int) -> bool:
+    """`data` is an explicit Transpose that is only taken apart along one axis (attention's
+    qkv[0], qkv[1], qkv[2]): transposing it once and slicing contiguous pieces beats slicing
+    strided pieces and transposing each (one op instead of three, and K then needs no
+    transpose of its own: BATCH_MATMUL reads it with adj_y)."""
+    p = data.producer()
+    while p is not None and p.op_type == "DequantizeLinear":  # int8: look through Q/DQ
+        q = p.inputs[0].producer()
+        p = q.inputs[0].producer() if q is not None and q.op_type == "QuantizeLinear" else None
+    if p is None or p.op_type != "Transpose" or L.is_identity(ctx.layout(data)):
+        return False
+    users = ctx.consumers(data)
+    if len(users) < 2 or data.name in ctx.graph_outputs:
+        return False
+    for u in users:
+        a = u.attributes.get("axis")
+        ind = ctx.const(u.inputs[1]) if u.op_type == "Gather" and u.inputs[0] is data else None
+        if ind is None or np.asarray(ind).ndim != 0 or \
+                (a.as_int() if a is not None else 0) % ctx.rank(data) != axis:
+            return False
+    return True
 
 
 @REGISTRY.op("Expand", check=_static, conditions="static shapes")
