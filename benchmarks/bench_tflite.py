@@ -29,6 +29,9 @@ from edgeexport.zoo import EXAMPLES
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("EDGEEXPORT_LITERT_TORCH_VENV", "/tmp/edgeexport-litert-torch"))
 MODELS = {short: (f"edgeexport.zoo:{name}", shapes) for short, (name, shapes) in EXAMPLES.items()}
+# the test models are small (per-op overhead dominates a 30 us ViT); one deployment-sized
+# transformer beside them shows what int8 does where the matrix products dominate
+MODELS["vit_224"] = ("edgeexport.zoo:vit_deit_tiny", ["x=1,3,224,224"])
 
 CHILD = r'''
 import importlib, json, sys, time

@@ -7,7 +7,7 @@ for `edgeexport export` (e.g. `edgeexport.zoo:mobilenet_v2_pretrained`).
 from edgeexport.zoo.bert import BertConfig, TinyBert, bert_tiny
 from edgeexport.zoo.mobilenet import MobileNetV2, mobilenet_v2, mobilenet_v2_pretrained
 from edgeexport.zoo.resnet import ResNet, resnet18, resnet_small
-from edgeexport.zoo.vit import MobileViTLike, ViT, mobilevit_xxs_like, vit_tiny
+from edgeexport.zoo.vit import MobileViTLike, ViT, mobilevit_xxs_like, vit_deit_tiny, vit_tiny
 
 #: short name -> (factory, the --input-shape values it is exercised with): the one table the
 #: tests and benchmarks take their example models from
@@ -23,5 +23,5 @@ __all__ = [
     "EXAMPLES",
     "BertConfig", "MobileNetV2", "MobileViTLike", "ResNet", "TinyBert", "ViT", "bert_tiny",
     "mobilenet_v2", "mobilenet_v2_pretrained", "mobilevit_xxs_like", "resnet18", "resnet_small",
-    "vit_tiny",
+    "vit_deit_tiny", "vit_tiny",
 ]

@@ -108,6 +108,13 @@ def vit_tiny(num_classes: int = 10, seed: int = 0) -> ViT:
     return ViT(num_classes=num_classes).eval()
 
 
+def vit_deit_tiny(num_classes: int = 1000, seed: int = 0) -> ViT:
+    """DeiT-Tiny's geometry (224x224, 16x16 patches, 12 blocks of width 192, 3 heads): a
+    deployment-sized transformer for benchmarks (random weights: no pretrained ones offline)."""
+    torch.manual_seed(seed)
+    return ViT(image=224, patch=16, dim=192, depth=12, heads=3, num_classes=num_classes).eval()
+
+
 def mobilevit_xxs_like(num_classes: int = 10, seed: int = 0) -> MobileViTLike:
     """A MobileViT-style hybrid over 64x64 images."""
     torch.manual_seed(seed)
