@@ -97,6 +97,8 @@ def main() -> None:
         label = f"edgeexport int8 {method}" + (f" --max-error {budget}" if budget else "")
         print(row(label, ref, run_onnx(data, photos), len(data), len(fp32_bytes), secs)
               + f"  (calibration {info['calibration']['seconds']:.1f}s"
+              + (f", noise weight {info['calibration']['noise_weight']}"
+                 if "noise_weight" in info["calibration"] else "")
               + (f", float: {len(info['layers_float'])} layers" if budget else "") + ")")
     for scheme in ("fp16", "dynamic-int8"):
         r = types.SimpleNamespace(model=quantize.clone(result.model), inputs=result.inputs)

@@ -45,10 +45,11 @@ def test_int8_beats_onnxruntime_default(setup):
     fp32 = len(eir.to_bytes(r.model))
     info = quantize.apply(q, "int8", calib, quiet=True)
     assert info["calibration"]["samples"] == 100
-    assert info["calibration"]["seconds"] <= 60  # 20 s measured here; 30 s is the goal
+    assert info["calibration"]["seconds"] <= 60  # 15 s measured here; 30 s is the goal
     agree, worst, mean = _score(q.model, feeds, ref)
-    # measured: 8/8, min 0.986, mean 0.991; onnxruntime's default: 7/8, mean 0.968
-    assert agree >= len(feeds) - 1 and mean >= 0.985, (agree, worst, mean)
+    # measured: 8/8, min 0.992, mean 0.995; onnxruntime's default: 7/8, mean 0.968
+    # (two photos' top-2 logits are 0.4 and 0.5 apart: one flip is within int8 noise)
+    assert agree >= len(feeds) - 1 and mean >= 0.993 and worst >= 0.988, (agree, worst, mean)
     assert len(eir.to_bytes(q.model)) <= 0.27 * fp32
 
 

@@ -167,3 +167,55 @@ def quantize_weight(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.nda
                                                        for i in range(w.ndim)])
     q = np.clip(np.round(w / shaped), -127, 127).astype(np.int8)
     return q, scale
+
+
+def consumer_weights(p: Plan) -> dict[str, np.ndarray]:
+    """Per planned tensor read only by Conv/Gemm with constant weights (directly or through
+    Adds): how much a unit error in each of its channels adds to the squared error of those
+    layers' outputs (sum of the squared weights reading that channel), scaled to mean 1. Range
+    search weighs errors by it: a channel the next layers barely read can be clipped to give
+    the others a finer step."""
+    memo: dict[str, np.ndarray | None] = {}
+
+    def weights(v: ir.Value, depth: int = 0) -> np.ndarray | None:
+        if v.name in memo:
+            return memo[v.name]
+        total = None
+        for use in v.uses():
+            if use.node.op_type == "Add" and depth < 8 and not v.is_graph_output():
+                other = [x for i, x in enumerate(use.node.inputs) if i != use.idx]
+                same = all(x is not None and x.shape == v.shape for x in other)
+                w = weights(use.node.outputs[0], depth + 1) if same else None
+            else:
+                w = _reading_weights(use.node, use.idx)
+            if w is None or (total is not None and w.shape != total.shape):
+                total = None
+                break
+            total = w if total is None else total + w
+        memo[v.name] = total
+        return total
+
+    out = {}
+    for name, v in p.tensors.items():
+        total = weights(v)
+        if total is not None and total.mean() > 0:
+            out[name] = (total / total.mean()).astype(np.float64)
+    return out
+
+
+def _reading_weights(node: ir.Node, idx: int) -> np.ndarray | None:
+    """Sum of squared weights per input channel of a Conv/Gemm's data input, or None."""
+    if idx != 0 or node.op_type not in ("Conv", "Gemm") or len(node.inputs) < 2:
+        return None
+    w = initializer_array(node.inputs[1])
+    if w is None:
+        return None
+    w = np.square(w.astype(np.float64))
+    if node.op_type == "Gemm":
+        if node.attributes.get_int("transA", 0):
+            return None
+        return w.sum(0) if node.attributes.get_int("transB", 0) else w.sum(1)
+    group = node.attributes.get_int("group", 1)
+    cout, cin_g = w.shape[0], w.shape[1]
+    per = w.reshape(group, cout // group, cin_g, -1).sum(axis=(1, 3))  # (group, cin_g)
+    return per.reshape(-1)

@@ -185,6 +185,29 @@ def _dq_const(b: _Builder, node: ir.Node, idx: int, base: str, q: np.ndarray,
     return dq.outputs[0]
 
 
+def share_scalars(model: ir.Model) -> int:
+    """Scalar initializers with the same dtype and value become one (every fused Clip carries
+    its own 0 and 6; an int8 model is small enough for those to count). Returns how many went."""
+    graph = model.graph
+    keep = set(graph.inputs) | set(graph.outputs)
+    first: dict[tuple, ir.Value] = {}
+    dropped = 0
+    for name, v in list(graph.initializers.items()):
+        arr = initializer_array(v)
+        if v in keep or arr is None or arr.size != 1:
+            continue
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in first:
+            first[key] = v
+            continue
+        for use in list(v.uses()):
+            use.node.replace_input_with(use.idx, first[key])
+        if not v.uses():
+            del graph.initializers[name]
+            dropped += 1
+    return dropped
+
+
 def weight_only_int8(model: ir.Model, ops: tuple[str, ...] = ("MatMul", "Gemm", "Conv")
                      ) -> dict[str, Any]:
     """Dynamic int8: int8 per-channel weights + DequantizeLinear; activations stay float (the

@@ -43,16 +43,23 @@ class PatchStats:
             return  # SAME padding: leave those layers to rounding to nearest
         n, c, h, w = x.shape
         t, l_, b, r = self.pads[0], self.pads[1], self.pads[2], self.pads[3]
-        xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (t, b), (l_, r)))
         kh, kw = self.kernel
         dh, dw = self.dilations
-        win = np.lib.stride_tricks.sliding_window_view(
-            xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-        win = win[:, :, ::self.strides[0], ::self.strides[1], ::dh, ::dw]
-        # an evenly spaced subset of output positions: the statistics converge fast
-        oh, ow = win.shape[2], win.shape[3]
+        oh = (h + t + b - (kh - 1) * dh - 1) // self.strides[0] + 1
+        ow = (w + l_ + r - (kw - 1) * dw - 1) // self.strides[1] + 1
+        if oh <= 0 or ow <= 0:
+            return
+        # an evenly spaced subset of output positions: the statistics converge fast; only
+        # their windows are gathered (zero padding by masking), never a padded copy of x
         step = max(1, int(np.ceil(np.sqrt(oh * ow / MAX_POSITIONS))))
-        win = win[:, :, ::step, ::step]
+        iy = (np.arange(0, oh, step) * self.strides[0] - t)[:, None] + np.arange(kh) * dh
+        ix = (np.arange(0, ow, step) * self.strides[1] - l_)[:, None] + np.arange(kw) * dw
+        my, mx = (iy >= 0) & (iy < h), (ix >= 0) & (ix < w)
+        win = x[:, :, np.clip(iy, 0, h - 1)[:, :, None, None],
+                np.clip(ix, 0, w - 1)[None, None, :, :]].astype(np.float64)
+        win *= (my[:, :, None, None] & mx[None, None, :, :])
+        # (n, c, rows, kh, cols, kw) -> (n, c, rows, cols, kh, kw)
+        win = win.transpose(0, 1, 2, 4, 3, 5)
         g = self.group
         # (group, positions, fan_in)
         p = win.transpose(1, 0, 2, 3, 4, 5).reshape(g, c // g, -1, kh * kw)
