@@ -100,10 +100,11 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 
-def merge(stats: list[ErrorStats]) -> ErrorStats:
-    """Worst case over several outputs or samples."""
+def merge(stats: list[ErrorStats], *, samples: bool = False) -> ErrorStats:
+    """Worst case over several outputs, or over the samples of one output (`samples=True`):
+    top-1 agreement is then the fraction of samples that agree, not the worst sample's 0 or 1."""
     tops = [s.top1_agreement for s in stats if s.top1_agreement is not None]
+    top1 = (float(np.mean(tops)) if samples else min(tops)) if tops else None
     return ErrorStats(
         max(s.max_abs_err for s in stats), max(s.max_rel_err for s in stats),
-        min(s.cosine for s in stats), min(s.sqnr_db for s in stats),
-        min(tops) if tops else None)
+        min(s.cosine for s in stats), min(s.sqnr_db for s in stats), top1)

@@ -73,7 +73,7 @@ def check_runtime(name: str, artifact: Path, samples: list[dict[str, np.ndarray]
                 missing.append(out_name)
                 continue
             per_output.setdefault(out_name, []).append(error_stats(ref, got[out_name]))
-    stats = {k: merge(v) for k, v in per_output.items()}
+    stats = {k: merge(v, samples=True) for k, v in per_output.items()}
     total = merge(list(stats.values())) if stats else None
     violations = [f"output '{m}' missing" for m in sorted(set(missing))]
     if total is not None:
