@@ -165,29 +165,14 @@ def transposes(path: Path) -> int:
 
 def outside_xnnpack(path: Path, threads: int) -> int:
     """Ops the XNNPACK delegate leaves to TFLite's own kernels (each one also cuts the delegated
-    graph in two): an op is inside when one of its outputs leaves a DELEGATE node or when every
-    reader of its outputs is inside."""
+    graph in two)."""
     from ai_edge_litert.interpreter import Interpreter
+
+    from edgeexport.runtimes.litert import ops_outside_delegates
 
     it = Interpreter(model_path=str(path), num_threads=threads)
     it.allocate_tensors()
-    ops = it._get_ops_details()
-    delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
-    d_out = {int(t) for o in delegates for t in o["outputs"]}
-    d_in = {int(t) for o in delegates for t in o["inputs"]}
-    graph_out = {d["index"] for d in it.get_output_details()}
-    readers: dict[int, list[int]] = {}
-    plain = [o for o in ops if o["op_name"] != "DELEGATE"]
-    for o in plain:
-        for t in o["inputs"]:
-            readers.setdefault(int(t), []).append(o["index"])
-    inside: dict[int, bool] = {}
-    for o in reversed(plain):
-        outs = [int(t) for t in o["outputs"]]
-        inside[o["index"]] = any(t in d_out for t in outs) or not any(
-            t in d_in or t in graph_out or any(not inside.get(r, True) for r in readers.get(t, []))
-            for t in outs)
-    return sum(not v for v in inside.values())
+    return len(ops_outside_delegates(it))
 
 
 def rel_err(expected: np.ndarray, got: dict[str, np.ndarray]) -> float:

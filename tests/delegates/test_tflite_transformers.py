@@ -13,6 +13,7 @@ from edgeexport import passes
 from edgeexport import quantize as q
 from edgeexport.delegates.tflite import emit_model, operator_names
 from edgeexport.exporter import export, parse_input_spec
+from edgeexport.runtimes.litert import ops_outside_delegates
 from edgeexport.validate import TOLERANCES, error_stats
 from tests.conftest import MODELS
 
@@ -43,29 +44,7 @@ def litert(data: bytes, tmp_path, result) -> tuple[dict[str, np.ndarray], list[s
         it.set_tensor(d["index"], arr.astype(d["dtype"]))
     it.invoke()
     outs = {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
-    return outs, not_delegated(it)
-
-
-def not_delegated(it) -> list[str]:
-    """Ops outside every DELEGATE node: an op is delegated when one of its outputs leaves a
-    DELEGATE node, or when every reader of its outputs is delegated (an internal value)."""
-    ops = it._get_ops_details()
-    delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
-    d_out = {int(t) for o in delegates for t in o["outputs"]}
-    d_in = {int(t) for o in delegates for t in o["inputs"]}
-    graph_out = {d["index"] for d in it.get_output_details()}
-    readers: dict[int, list[int]] = {}
-    for o in ops:
-        if o["op_name"] != "DELEGATE":
-            for t in o["inputs"]:
-                readers.setdefault(int(t), []).append(o["index"])
-    inside: dict[int, bool] = {}
-    for o in reversed([o for o in ops if o["op_name"] != "DELEGATE"]):
-        outs = [int(t) for t in o["outputs"]]
-        inside[o["index"]] = any(t in d_out for t in outs) or not any(
-            t in d_in or t in graph_out or any(not inside.get(r, True) for r in readers.get(t, []))
-            for t in outs)
-    return [o["op_name"] for o in ops if o["op_name"] != "DELEGATE" and not inside[o["index"]]]
+    return outs, ops_outside_delegates(it)
 
 
 def _ops(data: bytes) -> tuple[fb.ModelT, list[str]]:

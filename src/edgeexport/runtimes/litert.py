@@ -34,6 +34,29 @@ def _dequantize(arr: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
             * np.reshape(scales, shape).astype(np.float32))
 
 
+def ops_outside_delegates(interpreter: Any) -> list[str]:
+    """Names of the ops a delegate (XNNPACK) left to TFLite's own kernels, from an allocated
+    LiteRT Interpreter: an op is delegated when one of its outputs leaves a DELEGATE node, or
+    when every reader of its outputs is delegated (an internal value)."""
+    ops = interpreter._get_ops_details()
+    delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
+    plain = [o for o in ops if o["op_name"] != "DELEGATE"]
+    d_out = {int(t) for o in delegates for t in o["outputs"]}
+    d_in = {int(t) for o in delegates for t in o["inputs"]}
+    graph_out = {d["index"] for d in interpreter.get_output_details()}
+    readers: dict[int, list[int]] = {}
+    for o in plain:
+        for t in o["inputs"]:
+            readers.setdefault(int(t), []).append(o["index"])
+    inside: dict[int, bool] = {}
+    for o in reversed(plain):
+        outs = [int(t) for t in o["outputs"]]
+        inside[o["index"]] = any(t in d_out for t in outs) or not any(
+            t in d_in or t in graph_out or any(not inside.get(r, True) for r in readers.get(t, []))
+            for t in outs)
+    return [o["op_name"] for o in plain if not inside[o["index"]]]
+
+
 class LiteRtSession(Session):
     def __init__(self, path: Path, threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter

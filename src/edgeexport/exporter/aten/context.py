@@ -28,6 +28,11 @@ def np_dtype(torch_dtype: Any) -> np.dtype:
         raise NotLowerable(f"dtype {torch_dtype}") from None
 
 
+def axis(dim: int, rank: int) -> int:
+    """A PyTorch dimension index (possibly negative) as a non-negative axis."""
+    return dim + rank if dim < 0 else dim
+
+
 def ir_dtype(torch_dtype: Any) -> ir.DataType:
     return ir.DataType.from_numpy(np_dtype(torch_dtype))
 

@@ -11,7 +11,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from edgeexport.exporter.aten.context import Context, NotLowerable
+from edgeexport.exporter.aten.context import Context, NotLowerable, axis as _axis
 from edgeexport.exporter.aten.registry import lowers
 
 aten = torch.ops.aten
@@ -20,10 +20,6 @@ aten = torch.ops.aten
 def _tuple(v: Any, n: int) -> list[int]:
     v = list(v) if isinstance(v, (list, tuple)) else [v]
     return [int(x) for x in (v * n if len(v) == 1 else v)]
-
-
-def _axis(dim: int, rank: int) -> int:
-    return dim + rank if dim < 0 else dim
 
 
 def _batched(ctx: Context, node: Any, x: Any) -> int:
@@ -283,17 +279,24 @@ def _check_pool_shape(ctx: Context, node: Any, x: Any, k: list[int], s: list[int
         raise NotLowerable("a ceil-mode pooling window that ONNX counts differently")
 
 
-@lowers(aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default)
-def _max_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (),
-              padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False) -> ir.Value:
+def _max_pool_value(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any,
+                    padding: Any, dilation: Any, ceil_mode: bool,
+                    out_shape: tuple[int, ...] | None) -> ir.Value:
+    """`out_shape` None: the MaxPool output takes the FX node's metadata (single output)."""
     n = _batched(ctx, node, x)
     k = _tuple(kernel_size, n)
     s = _tuple(stride, n) if stride not in ((), [], None) else k
     p, d = _tuple(padding, n), _tuple(dilation, n)
-    _check_pool_shape(ctx, node, x, k, s, p, d, ceil_mode, ctx.shape(node))
+    _check_pool_shape(ctx, node, x, k, s, p, d, ceil_mode, out_shape or ctx.shape(node))
     return ctx.op("MaxPool", [ctx.value(x)], {"kernel_shape": k, "strides": s, "pads": p + p,
                                               "dilations": d, "ceil_mode": int(ceil_mode)},
-                  final=True)
+                  final=out_shape is None, shape=out_shape, dtype=ctx.dtype(x))
+
+
+@lowers(aten.max_pool1d.default, aten.max_pool2d.default, aten.max_pool3d.default)
+def _max_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (),
+              padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False) -> ir.Value:
+    return _max_pool_value(ctx, node, x, kernel_size, stride, padding, dilation, ceil_mode, None)
 
 
 @lowers(aten.avg_pool1d.default, aten.avg_pool2d.default, aten.avg_pool3d.default)
@@ -457,13 +460,7 @@ def _pixel_shuffle(ctx: Context, node: Any, x: Any, factor: int) -> ir.Value:
 @lowers(aten.max_pool2d_with_indices.default, aten.max_pool3d_with_indices.default)
 def _max_pool_with_indices(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (),
                            padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False) -> tuple:
-    n = _batched(ctx, node, x)
-    k = _tuple(kernel_size, n)
-    s = _tuple(stride, n) if stride not in ((), [], None) else k
-    p, d = _tuple(padding, n), _tuple(dilation, n)
     out_shape = tuple(int(v) for v in node.meta["val"][0].shape)
-    _check_pool_shape(ctx, node, x, k, s, p, d, ceil_mode, out_shape)
-    values = ctx.op("MaxPool", [ctx.value(x)], {"kernel_shape": k, "strides": s, "pads": p + p,
-                                                "dilations": d, "ceil_mode": int(ceil_mode)},
-                    shape=out_shape, dtype=ctx.dtype(x))
+    values = _max_pool_value(ctx, node, x, kernel_size, stride, padding, dilation, ceil_mode,
+                             out_shape)
     return (values, None)  # the indices are for max_unpool/backward: not lowered

@@ -10,14 +10,10 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from edgeexport.exporter.aten.context import Context, NotLowerable
+from edgeexport.exporter.aten.context import Context, NotLowerable, axis as _axis
 from edgeexport.exporter.aten.registry import lowers
 
 aten = torch.ops.aten
-
-
-def _axis(dim: int, rank: int) -> int:
-    return dim + rank if dim < 0 else dim
 
 
 @lowers(aten.view.default, aten.reshape.default, aten._unsafe_view.default,
