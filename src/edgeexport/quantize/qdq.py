@@ -66,6 +66,7 @@ def plan(model: ir.Model, float_nodes: set[str] = frozenset()) -> Plan:
     graph = model.graph
     quantized: list[ir.Node] = []
     qset: set[int] = set()
+    masked = mask_carrying(graph)
     for node in graph:  # topological order: passthrough ops follow their producers
         if node.domain not in ("", "ai.onnx") or node.op_type not in QUANT_OPS:
             continue
@@ -84,11 +85,12 @@ def plan(model: ir.Model, float_nodes: set[str] = frozenset()) -> Plan:
     tensors: dict[str, ir.Value] = {}
     for node in quantized:
         for i, v in enumerate(node.inputs):
-            if v is None or not is_float(v) or is_const(v) or i not in data_indices(node):
+            if (v is None or not is_float(v) or is_const(v) or i not in data_indices(node)
+                    or v.name in masked):
                 continue
             tensors[v.name] = v
         for v in node.outputs:
-            if is_float(v):
+            if is_float(v) and v.name not in masked:
                 tensors[v.name] = v
     # fused activations: no Q/DQ between Conv/Gemm/MatMul/Add and a following Relu/Clip
     for name, v in list(tensors.items()):
@@ -122,6 +124,50 @@ def plan(model: ir.Model, float_nodes: set[str] = frozenset()) -> Plan:
             if g == p.group[n]:
                 p.fixed[m] = fixed
     return p
+
+
+#: ops that pass a large additive mask on to their output (up to the Softmax that reads it)
+_MASK_FLOW = frozenset({"Add", "Sub", "Where", "Concat", "Expand", "Max", "Min"}) | PASSTHROUGH
+#: ops whose output is an activation even when every input is an integer input or a constant
+_LAYERS = frozenset({"Gather", "Conv", "ConvTranspose", "Gemm", "MatMul"})
+
+
+def mask_carrying(graph: ir.Graph) -> set[str]:
+    """Float values an int8 range cannot hold: an additive attention mask (a 0 / -10000 bias
+    computed from an integer graph input and constants) and the sums it flows into up to the
+    Softmax that reads them (scores + bias). One int8 scale over [-10000, 10] rounds every
+    attention logit away: these values get no Q/DQ; Softmax's output is int8 again. (An integer
+    image input cast to float is no mask: it reaches no Softmax through sums alone.)"""
+    derived = {v.name for v in graph.inputs if v.dtype is not None and v.dtype.is_integer()}
+    for node in graph:
+        ins = [v for v in node.inputs if v is not None]
+        if (node.op_type not in _LAYERS and any(v.name in derived for v in ins)
+                and all(v.name in derived or is_const(v) for v in ins)):
+            derived.update(v.name for v in node.outputs)
+    carrying: set[str] = set()
+    for node in graph:
+        if node.op_type != "Softmax":
+            continue
+        path, biases, stack = set(), set(), [node.inputs[0]]
+        while stack:  # back through the sums that feed the Softmax
+            v = stack.pop()
+            prod = v.producer()
+            if v.name in derived:
+                biases.add(v)
+            elif prod is not None and prod.op_type in _MASK_FLOW and v.name not in path:
+                path.add(v.name)
+                stack += [i for i in prod.inputs if i is not None and not is_const(i)]
+        if not biases:
+            continue
+        carrying |= path
+        while biases:  # and the float arithmetic that made the bias from the mask
+            v = biases.pop()
+            if is_float(v) and v.name not in carrying:
+                carrying.add(v.name)
+                prod = v.producer()
+                biases |= {i for i in (prod.inputs if prod else []) if i is not None
+                           and i.name in derived}
+    return carrying
 
 
 def data_indices(node: ir.Node) -> tuple[int, ...]:
