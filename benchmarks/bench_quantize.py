@@ -29,7 +29,7 @@ def run_onnx(data: bytes, x: np.ndarray) -> np.ndarray:
 def row(label: str, ref: np.ndarray, out: np.ndarray, size: int, fp32: int, secs: float) -> str:
     cos = [float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(ref, out)]
     agree = int((ref.argmax(1) == out.argmax(1)).sum())
-    return (f"{label:<34} {agree}/{len(ref):<5} {min(cos):>10.5f} {np.mean(cos):>10.5f} "
+    return (f"{label:<42} {agree}/{len(ref):<5} {min(cos):>10.5f} {np.mean(cos):>10.5f} "
             f"{100 * size / fp32:>7.2f}% {secs:>8.1f}")
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     np.save(calib_path, calib)
     print(f"MobileNetV2 (ImageNet weights), {len(names)} photos: {', '.join(names)}")
     print(f"fp32 .onnx: {len(fp32_bytes):,} bytes; calibration: 100 crops of the photos\n")
-    print(f"{'model':<34} {'top-1':<7} {'min cos':>10} {'mean cos':>10} {'size':>8} "
+    print(f"{'model':<42} {'top-1':<7} {'min cos':>10} {'mean cos':>10} {'size':>8} "
           f"{'time s':>8}")
     print(row("fp32 (onnxruntime)", ref, ref, len(fp32_bytes), len(fp32_bytes), 0))
 
@@ -84,17 +84,19 @@ def main() -> None:
     print(row("onnxruntime quantize_static", ref, run_onnx(data, photos), len(data),
               len(fp32_bytes), secs))
 
-    runs = [(m, None) for m in ("minmax", "percentile", "mse")]
+    runs = [(m, None, True) for m in ("minmax", "percentile", "mse")]
+    runs.append(("mse", None, False))  # what clip-aware channel scaling adds
     if not args.fast:
-        runs += [("entropy", None), ("mse", "cosine=0.995"), ("mse", "top1=1")]
-    for method, budget in runs:
+        runs += [("entropy", None, True), ("mse", "cosine=0.995", True), ("mse", "top1=1", True)]
+    for method, budget, scaling in runs:
         r = types.SimpleNamespace(model=quantize.clone(result.model), inputs=result.inputs)
         t = time.perf_counter()
         info = quantize.apply(r, "int8", calib_path, calibration_method=method,
-                              max_error=budget, quiet=True)
+                              max_error=budget, quiet=True, channel_scaling=scaling)
         secs = time.perf_counter() - t
         data = eir.to_bytes(r.model)
-        label = f"edgeexport int8 {method}" + (f" --max-error {budget}" if budget else "")
+        label = f"edgeexport int8 {method}" + (f" --max-error {budget}" if budget else "") \
+            + ("" if scaling else " (no channel scaling)")
         print(row(label, ref, run_onnx(data, photos), len(data), len(fp32_bytes), secs)
               + f"  (calibration {info['calibration']['seconds']:.1f}s"
               + (f", noise weight {info['calibration']['noise_weight']}"

@@ -17,7 +17,7 @@ import onnx_ir as ir
 from edgeexport import ir as eir
 from edgeexport.errors import UsageError
 from edgeexport.quantize import budget as budget_mod
-from edgeexport.quantize import calibration, observe, qdq, rewrite, rounding
+from edgeexport.quantize import calibration, observe, qdq, rewrite, rounding, scaling
 
 SCHEMES = ("int8", "fp16", "dynamic-int8")
 DEFAULT_METHOD = "mse"
@@ -38,7 +38,8 @@ def apply(result: Any, scheme: str, calibration_data: str | None = None, **opts:
     """Quantize `result.model` (an ExportResult's IR) in place.
 
     opts: calibration_method (minmax|percentile|entropy|mse), max_error ('cosine=0.995',
-    'top1=1', 'rel=0.02'), preprocess (image folder spec), max_samples, percentile, quiet.
+    'top1=1', 'rel=0.02'), preprocess (image folder spec), max_samples, percentile, quiet,
+    channel_scaling (int8: True, False or the largest factor; see scaling.py).
     """
     if scheme not in SCHEMES:
         raise UsageError(f"unknown quantization scheme '{scheme}' (one of {', '.join(SCHEMES)})")
@@ -69,7 +70,8 @@ def apply(result: Any, scheme: str, calibration_data: str | None = None, **opts:
 def _static_int8(result: Any, calibration_data: str | None, *,
                  calibration_method: str | None = None, max_error: Any = None,
                  preprocess: str | None = None, max_samples: int | None = 100,
-                 percentile: float = 99.999, quiet: bool = False, **_: Any) -> dict[str, Any]:
+                 percentile: float = 99.999, quiet: bool = False,
+                 channel_scaling: float | bool = True, **_: Any) -> dict[str, Any]:
     from edgeexport.exporter import integer_input_ranges
 
     method = calibration_method or DEFAULT_METHOD
@@ -84,9 +86,21 @@ def _static_int8(result: Any, calibration_data: str | None, *,
         for w in calib.warnings:
             print(f"edgeexport: WARNING: {w}", file=sys.stderr)
     float_model = clone(model)
-    full_plan = qdq.plan(float_model)
     t0 = time.perf_counter()
     _check_feeds(float_model, calib)
+    scaled = {"links": 0, "channels_scaled": 0}
+    # how much an error in each channel weighs, in the units of the model as given: scaled
+    # channels count 1/s^2 (their readers divide by s)
+    channel_weights = qdq.consumer_weights(qdq.plan(float_model))
+    if channel_scaling:
+        max_scale = scaling.MAX_SCALE if channel_scaling is True else float(channel_scaling)
+        factors: dict[str, np.ndarray] = {}
+        scaled = scaling.apply(float_model, calib.samples, max_scale, applied=factors)
+        for name, s in factors.items():
+            if name in channel_weights and channel_weights[name].shape == s.shape:
+                w = channel_weights[name] / (s * s)
+                channel_weights[name] = w / w.mean()
+    full_plan = qdq.plan(float_model)
     means: dict[str, np.ndarray] = {}
     patches = _patch_stats(full_plan)
 
@@ -98,7 +112,7 @@ def _static_int8(result: Any, calibration_data: str | None, *,
     histograms: dict = {}
     ranges = observe.collect_ranges(float_model, calib.samples, full_plan.observed(), method,
                                     percentile=percentile, channel_means=means, extra=extra,
-                                    channel_weights=qdq.consumer_weights(full_plan),
+                                    channel_weights=channel_weights,
                                     histograms=histograms)
     covs = {node: s.covariance() for (node, _), s in patches.items()}
     eval_samples = calib.samples[:EVAL_SAMPLES]
@@ -153,6 +167,7 @@ def _static_int8(result: Any, calibration_data: str | None, *,
         "calibration": {"source": calib.source, "samples": len(calib.samples),
                         "method": method, "seconds": round(calib_seconds, 3),
                         **({"noise_weight": noise_weight} if noise_weight is not None else {})},
+        "channel_scaling": scaled,
         "activations": "int8 asymmetric per-tensor",
         "weights": "int8 symmetric per-channel (output-channel axis); bias-corrected; "
                    f"data-aware rounding for convolutions with <= {rounding.MAX_FAN_IN} weights "
