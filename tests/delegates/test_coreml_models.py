@@ -25,8 +25,11 @@ exported = zoo_parity_case
 
 
 def _convert_and_check(name: str, target: str, precision: str, tmp_path: Path,
-                       model=None, tolerance: str | None = None, ios: int = 16) -> dict:
+                       model=None, tolerance: str | None = None, ios: int = 16,
+                       photos_only: bool = False) -> dict:
     result, samples, expected = exported(name)
+    if photos_only:  # the calibration data's distribution, as convert checks int8 artifacts
+        samples, expected = samples[1:], expected[1:]
     t = delegates.load_target(target)
     ns = argparse.Namespace(precision=precision, ios=ios)
     artifact = t.emit(model or result.model, tmp_path, ns)
@@ -89,9 +92,11 @@ def _weights_size(out: Path) -> int:
 
 @pytest.mark.slow
 def test_mobilenet_v2_int8_weights_ios16(qdq_mobilenet, tmp_path: Path) -> None:
-    """iOS 16: int8 weights as constexpr_affine_dequantize (activations float): vs PyTorch."""
+    """iOS 16: int8 weights as constexpr_affine_dequantize (activations float): vs PyTorch on
+    the photos. (Not on random noise: the quantizer's channel scaling is exact up to twice the
+    calibration data's channel maxima, and noise goes past them: cosine 0.989 there.)"""
     _convert_and_check(MOBILENET, "coreml", "fp16", tmp_path, model=qdq_mobilenet,
-                       tolerance="int8", ios=16)
+                       tolerance="int8", ios=16, photos_only=True)
     assert _weights_size(tmp_path) < 4_500_000  # int8: ~3.5 MB for 3.5 M parameters
 
 

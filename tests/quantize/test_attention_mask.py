@@ -110,11 +110,13 @@ def test_minilm_static_int8_with_padding(tmp_path, monkeypatch, rule):
     ids, mask = minilm_tokenizer()(SENTENCES, length=64)
     np.savez(tmp_path / "calib.npz", input_ids=ids[:, None], attention_mask=mask[:, None])
     q = fresh(encoder)
-    quantize.apply(q, "int8", str(tmp_path / "calib.npz"), quiet=True)
+    info = quantize.apply(q, "int8", str(tmp_path / "calib.npz"), quiet=True)
     feeds = [{"input_ids": ids[i:i + 1], "attention_mask": mask[i:i + 1]} for i in range(4)]
     worst = min(cosine(r[0], g[0]) for r, g in zip(run_ort(encoder.model, feeds),
                                                     run_ort(q.model, feeds)))
     assert (worst > 0.85) if rule else (worst < 0.7), worst
+    # int8 everywhere is still far from float on the calibration set: the report says so
+    assert any("dynamic-int8" in w for w in info["warnings"])
 
 
 SENTENCES = [

@@ -17,7 +17,7 @@ import onnx_ir as ir
 from edgeexport import ir as eir
 from edgeexport.errors import UsageError
 from edgeexport.quantize import budget as budget_mod
-from edgeexport.quantize import calibration, observe, qdq, rewrite, rounding, scaling
+from edgeexport.quantize import calibration, embedding, observe, qdq, rewrite, rounding, scaling
 
 SCHEMES = ("int8", "fp16", "dynamic-int8")
 DEFAULT_METHOD = "mse"
@@ -25,6 +25,8 @@ DEFAULT_METHOD = "mse"
 EVAL_SAMPLES = 16
 #: weights of rounding noise against clipping error tried by the MSE range search
 NOISE_WEIGHTS = (1.0, 4.0, 8.0, 16.0)
+#: plain int8 whose outputs are further than this from float (cosine) gets a loud warning
+POOR_COSINE = 0.95
 #: parts of the graph (consecutive in topological order) whose noise weight is then refined
 SEGMENTS = 3
 
@@ -39,7 +41,8 @@ def apply(result: Any, scheme: str, calibration_data: str | None = None, **opts:
 
     opts: calibration_method (minmax|percentile|entropy|mse), max_error ('cosine=0.995',
     'top1=1', 'rel=0.02'), preprocess (image folder spec), max_samples, percentile, quiet,
-    channel_scaling (int8: True, False or the largest factor; see scaling.py).
+    channel_scaling (int8: True, False or the largest factor; see scaling.py), embedding_tables
+    (int8 and dynamic-int8: constant lookup tables stored int8, default True; see embedding.py).
     """
     if scheme not in SCHEMES:
         raise UsageError(f"unknown quantization scheme '{scheme}' (one of {', '.join(SCHEMES)})")
@@ -57,6 +60,7 @@ def apply(result: Any, scheme: str, calibration_data: str | None = None, **opts:
                     layers=[{"node": k, "weight": v["weight"], "axis": v["axis"],
                              "weight_scale": _scale_summary(v["scale"])}
                             for k, v in layers.items()])
+        info["embedding_tables"] = _tables(model) if opts.get("embedding_tables", True) else []
     else:
         info.update(_static_int8(result, calibration_data, **opts))
         rewrite.share_scalars(model)
@@ -71,7 +75,8 @@ def _static_int8(result: Any, calibration_data: str | None, *,
                  calibration_method: str | None = None, max_error: Any = None,
                  preprocess: str | None = None, max_samples: int | None = 100,
                  percentile: float = 99.999, quiet: bool = False,
-                 channel_scaling: float | bool = True, **_: Any) -> dict[str, Any]:
+                 channel_scaling: float | bool = True, embedding_tables: bool = True, **_: Any
+                 ) -> dict[str, Any]:
     from edgeexport.exporter import integer_input_ranges
 
     method = calibration_method or DEFAULT_METHOD
@@ -158,16 +163,27 @@ def _static_int8(result: Any, calibration_data: str | None, *,
                        "evaluated_on": len(eval_samples)}
     qmodel, plan, inserted = build(float_nodes)
     _replace_graph(model, qmodel)
+    tables = _tables(model) if embedding_tables else []
     per_layer = _per_layer(float_model, model, plan, inserted, eval_samples[:2])
     got = observe.float_outputs(model, eval_samples, out_names)
     overall = {}
     for b in (budget_mod.Budget("cosine", 0), budget_mod.Budget("top1", 0)):
         overall[b.metric] = round(budget_mod.score(b, expected, got), 6)
+    warnings = list(calib.warnings)
+    if budget is None and overall["cosine"] < POOR_COSINE:
+        warnings.append(
+            f"int8 everywhere moves the outputs far from float (cosine {overall['cosine']:.3f} "
+            f"on {len(eval_samples)} calibration samples): keep the sensitive layers float with "
+            "--max-error cosine=0.99, or use dynamic-int8 (transformer encoders, whose outlier "
+            "channels per-tensor int8 cannot hold)")
+        if not quiet:
+            print(f"edgeexport: WARNING: {warnings[-1]}", file=sys.stderr)
     report: dict[str, Any] = {
         "calibration": {"source": calib.source, "samples": len(calib.samples),
                         "method": method, "seconds": round(calib_seconds, 3),
                         **({"noise_weight": noise_weight} if noise_weight is not None else {})},
         "channel_scaling": scaled,
+        "embedding_tables": tables,
         "activations": "int8 asymmetric per-tensor",
         "weights": "int8 symmetric per-channel (output-channel axis); bias-corrected; "
                    f"data-aware rounding for convolutions with <= {rounding.MAX_FAN_IN} weights "
@@ -177,11 +193,16 @@ def _static_int8(result: Any, calibration_data: str | None, *,
         "layers_float": [dict(r, op=_op_of(float_model, r["node"])) for r in reasons],
         "vs_float": overall,
         "per_layer": per_layer,
-        "warnings": list(calib.warnings),
+        "warnings": warnings,
     }
     if budget_info is not None:
         report["accuracy_budget"] = budget_info
     return report
+
+
+def _tables(model: ir.Model) -> list[dict[str, Any]]:
+    """Constant lookup tables stored int8 (per-column scales, dequantized after the lookup)."""
+    return [{"table": k, **v} for k, v in embedding.int8_tables(model).items()]
 
 
 def _choose_noise_weight(histograms: dict, order: list[str], error: Any

@@ -65,9 +65,18 @@ def _fill_value_info(node: ir.Node) -> None:
 
 
 def _is_act_dq(v: ir.Value) -> bool:
+    """`v` is a per-tensor DequantizeLinear of an int8 activation (what int8 kernels read)."""
     p = v.producer()
     return p is not None and p.op_type == "DequantizeLinear" and \
-        eir.initializer_array(p.inputs[0]) is None
+        eir.initializer_array(p.inputs[0]) is None and not per_axis_dq(p)
+
+
+def per_axis_dq(node: ir.Node) -> bool:
+    """A DequantizeLinear of computed values with one scale per channel (an int8 table
+    lookup): TFLite runs it as a DEQUANTIZE, nothing reads it as int8."""
+    scale = eir.initializer_array(node.inputs[1])
+    return scale is not None and scale.size > 1 and \
+        eir.initializer_array(node.inputs[0]) is None
 
 
 def _is_quant_const(v: ir.Value) -> bool:
@@ -90,6 +99,14 @@ def prepare(ctx: EmitContext) -> None:
                 rank = arr.ndim
                 p["axis"] = p["axis"] % rank if rank and p["scale"].size > 1 else 0
                 ctx.skip.add(id(node))
+            elif p["scale"].size > 1:
+                # per-axis dequantization of computed int8 values: the rows an int8 embedding
+                # table lookup gathered (quantize.embedding). Its producer stores them int8 with
+                # these parameters; the DequantizeLinear is a DEQUANTIZE to float.
+                x = node.inputs[0]
+                p["axis"] = p["axis"] % len(x.shape) if x.shape is not None else p["axis"]
+                ctx.quant[x.name] = p
+                continue
             ctx.quant[node.outputs[0].name] = p
         elif node.op_type == "QuantizeLinear":
             p = _params(node)
@@ -273,15 +290,30 @@ def _check_dq(node: ir.Node, ctx: object) -> str | None:
     zp = node.inputs[2] if len(node.inputs) > 2 else None
     if zp is not None and zp.dtype not in (ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT32):
         return f"{zp.dtype.name} quantization (int8/uint8/int32 only)"
+    if per_axis_dq(node) and not _table_rows(node.inputs[0]):
+        return "per-axis dequantization of computed values (only of int8 embedding table rows)"
     return None
 
 
-@REGISTRY.op("DequantizeLinear", check=_check_dq, conditions="int8/uint8/int32 constants")
+def _table_rows(x: ir.Value) -> bool:
+    """`x` is a Gather (axis 0) of rows of a constant int8 table."""
+    p = x.producer()
+    table = eir.initializer_array(p.inputs[0]) if p is not None and p.op_type == "Gather" \
+        else None
+    return table is not None and table.dtype == np.int8 and p.attributes.get_int("axis", 0) == 0
+
+
+@REGISTRY.op("DequantizeLinear", check=_check_dq,
+             conditions="int8/uint8/int32 constants; per-channel int8 rows of a table lookup")
 def emit_dequantize(node: ir.Node, ctx: EmitContext) -> None:
     x, f = node.inputs[0], node.outputs[0]
     src = ctx.values.get(x.name)
     if src is None or x.name not in ctx.quant:
         raise NotImplementedError("DequantizeLinear of a graph input: quantize inside the model")
+    if per_axis_dq(node):  # gathered int8 table rows: one per-channel DEQUANTIZE, here
+        y = ctx.output(f, src.layout, dtype=np.float32)
+        ctx.fb.op("DEQUANTIZE", [src.index], [y])
+        return
     # the float value is the int8 tensor itself; float users get a DEQUANTIZE on demand, or
     # the float tensor that was quantized
     ctx.values[f.name] = src

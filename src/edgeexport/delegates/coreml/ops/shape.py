@@ -15,6 +15,7 @@ from edgeexport.delegates.coreml.context import (
     REGISTRY, EmitContext, all_checks, attr, const_inputs, float_input, need_static_input_shape,
     static_shape,
 )
+from edgeexport.delegates.coreml.ops.quant import int8_table_rows
 
 
 @REGISTRY.op("Reshape", check=const_inputs(1), conditions="constant shape")
@@ -105,7 +106,21 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
         indices: Any = arr.astype(np.int32)
     else:
         indices = ctx.get(idx)
-    ctx.set(out, ctx.mb.gather(x=ctx.get(x), indices=indices, axis=axis, name=ctx.name(out)))
+    table = ctx.get(x)
+    if ctx.ios < 17 and int8_table_rows(out):
+        # int8 gather is iOS 17+: the table (int8 in the package from iOS 16) is dequantized
+        # first, with the scales of the DequantizeLinear that reads the rows (which then passes
+        # them on)
+        dq = next(u for u, _ in out.uses() if u.op_type == "DequantizeLinear")
+        q, scale = ctx.const_array(x), ctx.const_array(dq.inputs[1])
+        if ctx.ios >= 16:
+            table = ctx.mb.constexpr_affine_dequantize(
+                quantized_data=q, zero_point=np.zeros((), q.dtype), axis=q.ndim - 1,
+                scale=ctx.to_mil_array(scale), name=ctx.name(out) + "__table")
+        else:
+            table = ctx.mb.const(val=ctx.to_mil_array(q * scale), name=ctx.name(out) + "__table")
+        ctx.elided.add(out.name)
+    ctx.set(out, ctx.mb.gather(x=table, indices=indices, axis=axis, name=ctx.name(out)))
 
 
 @REGISTRY.op("Slice", check=all_checks(const_inputs(1, 2, 3, 4), need_static_input_shape),

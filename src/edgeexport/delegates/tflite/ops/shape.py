@@ -220,6 +220,8 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
     rank = ctx.rank(data)
     a = node.attributes.get("axis")
     axis = (a.as_int() if a is not None else 0) % rank
+    if not ctx.int8_node and out.name in ctx.quant:
+        return _int8_lookup(node, ctx)
     ind = ctx.const(idx)
     if ind is not None:
         ind = np.where(ind < 0, ind + ctx.shape(data)[axis], ind).astype(np.int32)
@@ -236,6 +238,25 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
     opt = fb.GatherOptionsT()
     opt.axis = L.physical_axis(axis, lay)
     ctx.fb.op("GATHER", [ctx.input(data, lay), it], [y], opt)
+
+
+def _int8_lookup(node: ir.Node, ctx: EmitContext) -> None:
+    """An int8 embedding table read row by row (quantize.embedding): the table stays int8 in
+    the file and in memory; the gathered rows carry the per-channel parameters of the
+    DequantizeLinear that reads them (a DEQUANTIZE after the GATHER)."""
+    data, idx, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    table, q = ctx.const(data), ctx.quant[out.name]
+    if table is None or table.dtype != np.int8 or \
+            node.attributes.get_int("axis", 0) % table.ndim != 0 or \
+            q["axis"] != ctx.rank(out) - 1:
+        raise NotImplementedError("per-channel int8 values must be rows of an int8 table "
+                                  "with one scale per column")
+    tq = dict(q, axis=table.ndim - 1)
+    t = ctx.const_tensor(table, data.name, quant=tq)
+    y = ctx.output(out, L.identity(ctx.rank(out)), quant=q)
+    opt = fb.GatherOptionsT()
+    opt.axis = 0
+    ctx.fb.op("GATHER", [t, ctx.input(idx, L.identity(ctx.rank(idx)))], [y], opt)
 
 
 def _gather_as_slice(ctx: EmitContext, data: ir.Value, out: ir.Value, axis: int, start: int,
