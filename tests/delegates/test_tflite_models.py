@@ -113,3 +113,21 @@ def test_litert_loads_without_warnings(tmp_path, capfd) -> None:
     err = capfd.readouterr().err.lower()
     for word in ("warning", "unsupported", "error", "didn't find"):
         assert word not in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory,shape", [("edgeexport.zoo:vit_deit_tiny", "x=1,3,224,224"),
+                                           ("edgeexport.zoo:mobilevit_xxs", "x=1,3,256,256")])
+def test_deployment_sized_transformers(factory: str, shape: str, tmp_path) -> None:
+    """The benchmark's deployment-sized ViT and MobileViT (bench_tflite's vit_224 and
+    mobilevit_256): fp32 at parity with PyTorch on LiteRT; int8 keeps the logits' direction."""
+    from edgeexport import quantize
+
+    result = export(factory, input_specs=[parse_input_spec(shape)])
+    passes.optimize(result.model)
+    want = result.expected[0]
+    got = next(iter(run_litert(emit_model(result.model).data, tmp_path, result).values()))
+    assert not TOLERANCES["fp32"].violations(error_stats(want, got))
+    quantize.apply(result, "int8", None, quiet=True)
+    got = next(iter(run_litert(emit_model(result.model).data, tmp_path, result).values()))
+    assert error_stats(want, got).cosine >= 0.99, error_stats(want, got)

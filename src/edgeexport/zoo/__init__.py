@@ -8,7 +8,9 @@ from edgeexport.zoo.bert import BertConfig, SentenceEncoder, TinyBert, WordPiece
 from edgeexport.zoo.minilm import minilm_l6, minilm_tokenizer
 from edgeexport.zoo.mobilenet import MobileNetV2, mobilenet_v2, mobilenet_v2_pretrained
 from edgeexport.zoo.resnet import ResNet, resnet18, resnet_small
-from edgeexport.zoo.vit import MobileViTLike, ViT, mobilevit_xxs_like, vit_deit_tiny, vit_tiny
+from edgeexport.zoo.vit import (
+    MobileViTLike, MobileViTXXS, ViT, mobilevit_xxs, mobilevit_xxs_like, vit_deit_tiny, vit_tiny,
+)
 
 #: short name -> (factory, the --input-shape values it is exercised with): the one table the
 #: tests and benchmarks take their example models from
@@ -22,8 +24,8 @@ EXAMPLES: dict[str, tuple[str, list[str]]] = {
 
 __all__ = [
     "EXAMPLES",
-    "BertConfig", "MobileNetV2", "MobileViTLike", "ResNet", "SentenceEncoder", "TinyBert", "ViT",
-    "WordPiece", "bert_tiny", "minilm_l6", "minilm_tokenizer", "mobilenet_v2",
-    "mobilenet_v2_pretrained", "mobilevit_xxs_like", "resnet18", "resnet_small", "vit_deit_tiny",
-    "vit_tiny",
+    "BertConfig", "MobileNetV2", "MobileViTLike", "MobileViTXXS", "ResNet", "SentenceEncoder",
+    "TinyBert", "ViT", "WordPiece", "bert_tiny", "minilm_l6", "minilm_tokenizer", "mobilenet_v2",
+    "mobilenet_v2_pretrained", "mobilevit_xxs", "mobilevit_xxs_like", "resnet18", "resnet_small",
+    "vit_deit_tiny", "vit_tiny",
 ]

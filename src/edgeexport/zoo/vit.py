@@ -87,6 +87,29 @@ class MobileViTBlock(nn.Module):
         return self.fuse(torch.cat([x, self.proj(y)], dim=1))
 
 
+class MobileViTXXS(nn.Module):
+    """MobileViT-XXS's geometry (Mehta & Rastegari 2022): 256x256 input, MV2 stages with
+    expansion 2, MobileViT blocks of widths 64/80/96 and depths 2/4/3, 1x1 conv to 320, 1000
+    classes. Built from this module's blocks (ReLU6 MV2 blocks, 2-head attention)."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.SiLU(),
+            InvertedResidual(16, 16, 1, 2),
+            InvertedResidual(16, 24, 2, 2), InvertedResidual(24, 24, 1, 2),
+            InvertedResidual(24, 24, 1, 2),
+            InvertedResidual(24, 48, 2, 2), MobileViTBlock(48, 64, depth=2),
+            InvertedResidual(48, 64, 2, 2), MobileViTBlock(64, 80, depth=4),
+            InvertedResidual(64, 80, 2, 2), MobileViTBlock(80, 96, depth=3),
+            nn.Conv2d(80, 320, 1, bias=False), nn.BatchNorm2d(320), nn.SiLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(320, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 class MobileViTLike(nn.Module):
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
@@ -118,9 +141,19 @@ def vit_deit_tiny(num_classes: int = 1000, seed: int = 0) -> ViT:
 def mobilevit_xxs_like(num_classes: int = 10, seed: int = 0) -> MobileViTLike:
     """A MobileViT-style hybrid over 64x64 images."""
     torch.manual_seed(seed)
-    model = MobileViTLike(num_classes)
+    return _random_batchnorm(MobileViTLike(num_classes)).eval()
+
+
+def mobilevit_xxs(num_classes: int = 1000, seed: int = 0) -> MobileViTXXS:
+    """A MobileViT-XXS-sized hybrid (256x256, 1.3 M parameters): deployment size for benchmarks
+    (random weights, BatchNorm statistics randomized so that no layer is an identity)."""
+    torch.manual_seed(seed)
+    return _random_batchnorm(MobileViTXXS(num_classes)).eval()
+
+
+def _random_batchnorm(model: nn.Module) -> nn.Module:
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             nn.init.uniform_(m.weight, 0.5, 1.5)
             m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+    return model
