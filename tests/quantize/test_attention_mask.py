@@ -25,7 +25,7 @@ def _padded_feeds(result, n: int, seed: int) -> list[dict[str, np.ndarray]]:
     return feeds
 
 
-def _quantized(bert, tmp_path, monkeypatch=None):
+def _quantized(bert, tmp_path):
     feeds = _padded_feeds(bert, 16, seed=1)
     path = tmp_path / "calib.npz"
     np.savez(path, **{k: np.stack([f[k] for f in feeds]) for k in feeds[0]})

@@ -96,7 +96,8 @@ def _static_int8(result: Any, calibration_data: str | None, *,
     scaled = {"links": 0, "channels_scaled": 0}
     # how much an error in each channel weighs, in the units of the model as given: scaled
     # channels count 1/s^2 (their readers divide by s)
-    channel_weights = qdq.consumer_weights(qdq.plan(float_model))
+    full_plan = qdq.plan(float_model)
+    channel_weights = qdq.consumer_weights(full_plan)
     if channel_scaling:
         max_scale = scaling.MAX_SCALE if channel_scaling is True else float(channel_scaling)
         factors: dict[str, np.ndarray] = {}
@@ -105,7 +106,8 @@ def _static_int8(result: Any, calibration_data: str | None, *,
             if name in channel_weights and channel_weights[name].shape == s.shape:
                 w = channel_weights[name] / (s * s)
                 channel_weights[name] = w / w.mean()
-    full_plan = qdq.plan(float_model)
+        if scaled["links"]:  # new weight initializers where a constant was shared
+            full_plan = qdq.plan(float_model)
     means: dict[str, np.ndarray] = {}
     patches = _patch_stats(full_plan)
 

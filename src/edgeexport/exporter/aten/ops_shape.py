@@ -21,11 +21,17 @@ aten = torch.ops.aten
         aten.unsqueeze.default, aten.squeeze.default, aten.squeeze.dim, aten.squeeze.dims,
         aten.view_as.default, aten.reshape_as.default)
 def _reshape(ctx: Context, node: Any, x: Any, *args: Any, **kwargs: Any) -> ir.Value:
+    return _to_node_shape(ctx, node, x, "Reshape")
+
+
+def _to_node_shape(ctx: Context, node: Any, x: Any, op_type: str) -> ir.Value:
+    """x as `op_type` (Reshape or Expand) to the node's static output shape; x itself when it
+    already has that shape."""
     value = ctx.value(x)
     shape = ctx.shape(node)
     if tuple(value.shape or ()) == shape:
         return value
-    return ctx.op("Reshape", [value, ctx.ints(shape)], final=True)
+    return ctx.op(op_type, [value, ctx.ints(shape)], final=True)
 
 
 def _transpose(ctx: Context, node: Any, x: Any, perm: Sequence[int]) -> ir.Value:
@@ -56,11 +62,7 @@ def _t(ctx: Context, node: Any, x: Any) -> ir.Value:
 
 @lowers(aten.expand.default, aten.expand_as.default, aten.broadcast_to.default)
 def _expand(ctx: Context, node: Any, x: Any, *args: Any, **kwargs: Any) -> ir.Value:
-    value = ctx.value(x)
-    shape = ctx.shape(node)
-    if tuple(value.shape or ()) == shape:
-        return value
-    return ctx.op("Expand", [value, ctx.ints(shape)], final=True)
+    return _to_node_shape(ctx, node, x, "Expand")
 
 
 @lowers(aten.repeat.default)

@@ -102,14 +102,8 @@ class FlatPlanes:
         # every element is written once: the input's positions, then zeros around them
         buf = np.empty(self.buffer, dtype=x.dtype)
         planes = buf[:math.prod(self.planes)].reshape(self.planes)
-        flat_x = x.reshape((self.rows,) + x.shape[2:])
-        for dst, src in self.fills:
-            if prologue is None:
-                planes[dst] = flat_x[src]
-            else:
-                prologue(flat_x[src], planes[dst])
-        for part in self.pads:
-            planes[part] = 0
+        fill_planes(planes, x.reshape((self.rows,) + x.shape[2:]), self.fills, self.pads,
+                    prologue)
         buf[planes.size:] = 0
         return buf
 
@@ -145,3 +139,16 @@ def copy_out(result: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     else:
         np.add(result, bias, out=y)
     return y
+
+
+def fill_planes(planes: np.ndarray, x: np.ndarray, fills: list, pads: list,
+                prologue: Callable[[np.ndarray, np.ndarray], object] | None = None) -> None:
+    """Write x's parts into `planes` (planes[dst] = x[src], or prologue(x[src], planes[dst]))
+    and zero the padding parts: every element written once."""
+    for dst, src in fills:
+        if prologue is None:
+            planes[dst] = x[src]
+        else:
+            prologue(x[src], planes[dst])
+    for part in pads:
+        planes[part] = 0

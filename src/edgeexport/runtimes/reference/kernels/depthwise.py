@@ -13,7 +13,7 @@ from edgeexport.runtimes.reference.kernels._layout import (
     along_rows, prefers_channels_last, to_first, to_last,
 )
 from edgeexport.runtimes.reference.kernels._parallel import THREADS, parallel_map
-from edgeexport.runtimes.reference.kernels._planes import FlatPlanes, phase_planes
+from edgeexport.runtimes.reference.kernels._planes import FlatPlanes, fill_planes, phase_planes
 from edgeexport.runtimes.reference.kernels._window import Window
 
 #: Output elements per block: a block's taps run over an accumulator and a scratch array of
@@ -137,14 +137,8 @@ class ChannelsLast:
                  epilogue: Epilogue | None = None,
                  prologue: Prologue | None = None) -> np.ndarray:
         planes = np.empty(self.planes, dtype=x.dtype)
-        x_last = to_last(x)  # runs of C when x is channels-last already
-        for dst, src in self.fills:
-            if prologue is None:
-                planes[dst] = x_last[src]
-            else:
-                prologue(x_last[src], planes[dst])
-        for part in self.pads:
-            planes[part] = 0
+        # runs of C when x is channels-last already
+        fill_planes(planes, to_last(x), self.fills, self.pads, prologue)
         out = np.empty((self.n,) + self.outputs + (self.c,), dtype=x.dtype)
         tiled = None if bias is None else self._tiled(bias)
         if self.flat:
