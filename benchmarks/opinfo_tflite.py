@@ -15,8 +15,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 
 def core_opinfos(names: set[str] | None) -> list:
     import torch
