@@ -19,10 +19,11 @@ def main() -> None:
     ap.add_argument("--samples-per-op", type=int, default=2)
     ap.add_argument("--verbose", action="store_true", help="one line per case")
     ap.add_argument("--op", action="append", help="only these OpInfo names")
+    ap.add_argument("--seed", type=int, default=0, help="torch seed for OpInfo's random samples")
     args = ap.parse_args()
     start = time.perf_counter()
     results = sweep(args.target, samples_per_op=args.samples_per_op, ops=args.op,
-                    progress=args.verbose)
+                    progress=args.verbose, seed=args.seed)
     table, fraction = summarize(results)
     print(f"OpInfo sweep, target: {args.target or 'exporter + reference runtime'}; "
           f"{len(results)} cases from {len({r.op for r in results})} ops in "

@@ -65,6 +65,16 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+@pytest.fixture(autouse=True)
+def _seeded_global_generators() -> None:
+    """Every test starts from the same torch and numpy global generators, so a test draws the
+    same random inputs whichever tests pytest-xdist ran before it on the same worker."""
+    import torch
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
 #: zoo factory -> --input-shape values used by the per-target model tests
 ZOO_SHAPES = dict(EXAMPLES.values())
 MOBILENET = "mobilenet_v2_pretrained"

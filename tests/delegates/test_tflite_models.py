@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from ai_edge_litert import schema_py_generated as fb
 
 from edgeexport import passes
@@ -131,3 +133,23 @@ def test_deployment_sized_transformers(factory: str, shape: str, tmp_path) -> No
     quantize.apply(result, "int8", None, quiet=True)
     got = next(iter(run_litert(emit_model(result.model).data, tmp_path, result).values()))
     assert error_stats(want, got).cosine >= 0.99, error_stats(want, got)
+
+
+class _PoolsAndAnchors(torch.nn.Module):
+    """What detectors and segmenters do around their backbone: ceil-mode average pooling,
+    adaptive pooling to a size that does not divide the input, and a constant output (anchors)."""
+
+    def forward(self, x):
+        a = F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False)
+        b = F.adaptive_avg_pool2d(x, (3, 5))
+        return a * 2, b + 1, torch.arange(12.0).reshape(3, 4)
+
+
+def test_ceil_pooling_uneven_adaptive_pooling_and_constant_outputs_on_litert(tmp_path) -> None:
+    x = torch.rand(1, 4, 10, 11, generator=torch.Generator().manual_seed(0))
+    result = export(_PoolsAndAnchors(), example_inputs=(x,))
+    passes.optimize(result.model)
+    emitted = emit_model(result.model)
+    got = run_litert(emitted.data, tmp_path, result)
+    for value, want in zip(result.model.graph.outputs, result.expected):
+        np.testing.assert_allclose(got[value.name], want, rtol=1e-5, atol=1e-6)

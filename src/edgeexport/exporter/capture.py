@@ -46,7 +46,8 @@ def quiet_torch() -> Iterator[None]:
 def torch_inputs(arrays: list[np.ndarray]) -> tuple:
     import torch
 
-    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+    # (np.ascontiguousarray would make 0-d inputs 1-d)
+    return tuple(torch.from_numpy(np.asarray(a, order="C")) for a in arrays)
 
 
 def eager_function(loaded: LoadedModel) -> Callable[..., Any] | None:

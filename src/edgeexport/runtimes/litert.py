@@ -80,7 +80,7 @@ class LiteRtSession(Session):
             if name not in feeds:
                 raise KeyError(f"missing input '{name}' (the artifact's inputs: "
                                f"{', '.join(self._inputs)})")
-            interp.set_tensor(d["index"], np.ascontiguousarray(feeds[name], dtype=d["dtype"]))
+            interp.set_tensor(d["index"], np.asarray(feeds[name], dtype=d["dtype"], order="C"))
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._feed(self._interp, feeds)

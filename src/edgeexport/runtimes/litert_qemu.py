@@ -44,7 +44,7 @@ for line in sys.stdin:
     req = json.loads(line)
     data = np.load(req["in"])
     for i, d in enumerate(ins):
-        it.set_tensor(d["index"], np.ascontiguousarray(data["in%d" % i], dtype=d["dtype"]))
+        it.set_tensor(d["index"], np.asarray(data["in%d" % i], dtype=d["dtype"], order="C"))
     t = time.perf_counter()
     it.invoke()
     ms = (time.perf_counter() - t) * 1000

@@ -92,7 +92,7 @@ def write_parity_tensors(folder: Path, samples: list[dict[str, np.ndarray]],
     for i, (feeds, outs) in enumerate(zip(samples, expected)):
         for kind, tensors in (("input", feeds), ("expected", outs)):
             for name, arr in tensors.items():
-                arr = np.ascontiguousarray(arr)
+                arr = np.asarray(arr, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
                 le = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
                 fname = f"sample{i}_{kind}_{_safe(name)}.bin"
                 (folder / fname).write_bytes(le.tobytes())

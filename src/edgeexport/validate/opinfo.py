@@ -26,8 +26,15 @@ class CaseResult:
     lowering: str = ""
 
 
+#: ops whose outputs are uninitialised memory: nothing to compare with (eager can even give the
+#: same finite garbage twice, which passes the "ran twice, same result" check)
+UNINITIALISED = frozenset({"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty",
+                           "new_empty_strided"})
+
+
 def core_float32_opinfos() -> list[Any]:
-    """OpInfos whose ATen op is in the core ATen opset and that have float32 CPU samples."""
+    """OpInfos whose ATen op is in the core ATen opset and that have float32 CPU samples;
+    random ops and ops returning uninitialised memory are left out (no reference to compare)."""
     import torch
     from torch.testing._internal.common_methods_invocations import op_db
 
@@ -36,10 +43,14 @@ def core_float32_opinfos() -> list[Any]:
         if torch.float32 not in info.supported_dtypes("cpu"):
             continue
         name = (info.aten_name or info.name).split(".")[-1]
+        if name in UNINITIALISED:
+            continue
         packet = getattr(torch.ops.aten, name, None)
         overload = getattr(packet, "default", None) if packet is not None else None
         if overload is None or torch.Tag.core not in overload.tags:
             continue
+        if torch.Tag.nondeterministic_seeded in overload.tags:
+            continue  # random ops (randn): PyTorch's draw is not a reference for the device's
         chosen.append(info)
     return chosen
 
@@ -72,8 +83,9 @@ class _OpModule:
         template: list[Any] = []
         for a in flat:
             if isinstance(a, torch.Tensor):
-                if a.dtype != torch.float32 or a.numel() == 0 or a.dim() == 0 and not tensors:
-                    return None
+                if (a.dtype != torch.float32 or a.layout != torch.strided or a.numel() == 0
+                        or a.dim() == 0 and not tensors):
+                    return None  # dense float32 only (sparse.mm's CSR samples are not)
                 template.append(("t", len(tensors)))
                 tensors.append(a.detach().clone())
             elif isinstance(a, (list, tuple)) and any(isinstance(x, torch.Tensor) for x in a):
@@ -111,8 +123,21 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def sweep(target: str | None = None, *, samples_per_op: int = 2, ops: Iterable[str] | None = None,
-          progress: bool = False) -> list[CaseResult]:
-    """Run the sweep. target None: the exporter + reference runtime + onnxruntime."""
+          progress: bool = False, seed: int = 0) -> list[CaseResult]:
+    """Run the sweep. target None: the exporter + reference runtime + onnxruntime.
+
+    OpInfo draws its samples from torch's global generator: the sweep seeds its own fork of it, so
+    a run gives the same cases whatever ran before it in the process (and leaves the caller's
+    generator as it was)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _sweep(target, samples_per_op, ops, progress)
+
+
+def _sweep(target: str | None, samples_per_op: int, ops: Iterable[str] | None,
+           progress: bool) -> list[CaseResult]:
     import torch
 
     from edgeexport import delegates, passes, runtimes
@@ -168,13 +193,13 @@ def _one_case(name, fam, index, module, tensors, tgt, tolerance, export, passes,
         result = export(module, example_inputs=tensors)
         lowering = result.model.metadata_props.get("edgeexport.lowering", "")
         passes.optimize(result.model)
+        names = [v.name for v in result.model.graph.outputs]
+        expected = dict(zip(names, result.expected))  # PyTorch on the inputs the graph takes
     except EdgeExportError as exc:
         return case("export-failed", str(exc))
     except Exception as exc:
         return case("export-failed", f"{type(exc).__name__}: {exc}")
     feeds = {s.name: a for s, a in zip(result.inputs, result.sample)}
-    names = [v.name for v in result.model.graph.outputs]
-    expected = dict(zip(names, result.expected))
     if tgt is None:
         from edgeexport.runtimes import reference
 

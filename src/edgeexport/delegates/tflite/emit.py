@@ -69,7 +69,11 @@ def emit_model(model: ir.Model, precision: str = "fp32", options: Any = None,
                                      supported_by=supported_by(node.op_type)) from exc
     for v in graph.outputs:
         if ctx.const(v) is not None and v.name not in ctx.values:
-            raise ConversionError(f"output '{v.name}' is a constant; nothing to compute")
+            # an output that does not depend on the inputs (a detector's anchors, a folded
+            # full_like): a constant tensor in the graph's output list, which LiteRT returns as is
+            ctx.fb.outputs.append(ctx.fb.tensor(v.name, ctx.const(v).shape, ctx.const(v).dtype,
+                                                ctx.const(v)))
+            continue
         stored = ctx.values[v.name]
         idx = stored.index
         if (not L.is_identity(stored.layout) or ctx.fb.name(idx) != v.name

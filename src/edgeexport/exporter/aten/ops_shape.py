@@ -97,6 +97,76 @@ def _slice(ctx: Context, node: Any, x: Any, dim: int = 0, start: int | None = No
                             ctx.ints([axis]), ctx.ints([step])], final=True)
 
 
+@lowers(aten.slice_scatter.default)
+def _slice_scatter(ctx: Context, node: Any, x: Any, src: Any, dim: int = 0,
+                   start: int | None = None, end: int | None = None, step: int = 1) -> ir.Value:
+    axis = _axis(dim, ctx.rank(x))
+    positions = range(*slice(start, end, step).indices(ctx.shape(x)[axis]))
+    return _scatter_along(ctx, node, x, ctx.value(src), axis, list(positions))
+
+
+@lowers(aten.select_scatter.default)
+def _select_scatter(ctx: Context, node: Any, x: Any, src: Any, dim: int, index: int) -> ir.Value:
+    shape = ctx.shape(x)
+    axis = _axis(dim, len(shape))
+    one = shape[:axis] + (1,) + shape[axis + 1:]
+    row = ctx.op("Reshape", [ctx.value(src), ctx.ints(one)], shape=one, dtype=ctx.dtype(src))
+    return _scatter_along(ctx, node, x, row, axis, [index % shape[axis]])
+
+
+def _scatter_along(ctx: Context, node: Any, x: Any, src: ir.Value, axis: int,
+                   positions: list[int]) -> ir.Value:
+    """x with its entries at `positions` along `axis` replaced by src's, in order: a Concat of
+    slices when the positions are contiguous (a KV-cache update), else a Gather over x ++ src."""
+    shape, dtype = ctx.shape(x), ctx.dtype(node)
+    size, src = shape[axis], ctx.cast(src, dtype)
+    if not positions:
+        return ctx.value(x)
+    lo, hi = positions[0], positions[-1] + 1
+    if positions == list(range(lo, hi)):
+        parts = []
+        for a, b in ((0, lo), (hi, size)):
+            if b > a:
+                part = shape[:axis] + (b - a,) + shape[axis + 1:]
+                parts.append(ctx.op("Slice", [ctx.value(x), ctx.ints([a]), ctx.ints([b]),
+                                              ctx.ints([axis])], shape=part, dtype=dtype))
+        parts.insert(1 if lo > 0 else 0, src)
+        if len(parts) == 1:
+            return ctx.op("Identity", parts, final=True)
+        return ctx.op("Concat", parts, {"axis": axis}, final=True)
+    both = shape[:axis] + (size + len(positions),) + shape[axis + 1:]
+    joined = ctx.op("Concat", [ctx.cast(ctx.value(x), dtype), src], {"axis": axis}, shape=both,
+                    dtype=dtype)
+    index = np.arange(size, dtype=np.int64)
+    index[positions] = size + np.arange(len(positions))
+    return ctx.op("Gather", [joined, ctx.const(index, f"{node.name}_index")], {"axis": axis},
+                  final=True)
+
+
+@lowers(aten.diagonal.default, aten.diagonal_copy.default)
+def _diagonal(ctx: Context, node: Any, x: Any, offset: int = 0, dim1: int = 0,
+              dim2: int = 1) -> ir.Value:
+    """The diagonal moved to the last axis, as PyTorch does: the two dimensions go last,
+    flattened into one, and a Gather picks the diagonal's flat indices."""
+    shape = ctx.shape(x)
+    rank = len(shape)
+    a, b = _axis(dim1, rank), _axis(dim2, rank)
+    rest = [d for d in range(rank) if d not in (a, b)]
+    n1, n2 = shape[a], shape[b]
+    rows = np.arange(max(-offset, 0), min(n1, n2 - offset)) if n2 - offset > 0 else []
+    if len(rows) == 0:
+        raise NotLowerable("an empty diagonal")
+    moved = ctx.value(x)
+    if rest + [a, b] != list(range(rank)):
+        moved = ctx.op("Transpose", [moved], {"perm": rest + [a, b]},
+                       shape=[shape[d] for d in rest] + [n1, n2], dtype=ctx.dtype(x))
+    flat = tuple(shape[d] for d in rest) + (n1 * n2,)
+    flat_value = ctx.op("Reshape", [moved, ctx.ints(flat)], shape=flat, dtype=ctx.dtype(x))
+    index = np.asarray(rows, np.int64) * n2 + np.asarray(rows, np.int64) + offset
+    return ctx.op("Gather", [flat_value, ctx.const(index, f"{node.name}_index")],
+                  {"axis": len(flat) - 1}, final=True)
+
+
 @lowers(aten.narrow.default)
 def _narrow(ctx: Context, node: Any, x: Any, dim: int, start: int, length: int) -> ir.Value:
     size = ctx.shape(x)[_axis(dim, ctx.rank(x))]
