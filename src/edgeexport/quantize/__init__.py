@@ -150,7 +150,11 @@ def _static_int8(result: Any, calibration_data: str | None, *,
         # top-1 agreement barely moves when one layer goes float: rank layers by cosine
         rank_by = budget_mod.Budget("cosine", 0.0) if budget.metric == "top1" else budget
 
+        evaluations = 0
+
         def evaluate(keep_float: set[str], by: budget_mod.Budget = budget) -> float:
+            nonlocal evaluations
+            evaluations += 1
             nodes = set().union(*(layers[k] for k in keep_float)) if keep_float else set()
             m, _, _ = build(nodes)
             got = observe.float_outputs(m, eval_samples, out_names)
@@ -162,7 +166,8 @@ def _static_int8(result: Any, calibration_data: str | None, *,
         float_nodes = set().union(*(layers[k] for k in chosen)) if chosen else set()
         budget_info = {"budget": budget.describe(), "all_int8": round(base, 6),
                        "final": round(final, 6), "met": budget.holds(final),
-                       "evaluated_on": len(eval_samples)}
+                       "evaluated_on": len(eval_samples),
+                       "models_evaluated": evaluations}
     qmodel, plan, inserted = build(float_nodes)
     _replace_graph(model, qmodel)
     tables = _tables(model) if embedding_tables else []

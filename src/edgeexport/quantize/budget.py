@@ -70,32 +70,56 @@ def score(budget: Budget, expected: list[dict[str, np.ndarray]],
 
 def search(budget: Budget, rank: Callable[[], list[tuple[str, str]]],
            evaluate: Callable[[set[str]], float]) -> tuple[set[str], list[dict], float, float]:
-    """Layers go float in `rank()` order (most sensitive first: (layer, why)) until the budget
-    holds, then each one that is not needed any more goes back to int8; every step is measured
-    on the eval samples. Returns (float layers, their reasons, all-int8 score, final score)."""
+    """The smallest prefix of `rank()` (most sensitive first: (layer, why)) that, kept float,
+    meets the budget: prefixes of 1, 2, 4, ... layers until one holds, then bisection between
+    the last that failed and the first that held (2 log2(k) evaluations where adding layers one
+    at a time took k). Then each chosen layer, least sensitive first, goes back to int8 if the
+    budget still holds without it: layers ranked one at a time miss interactions (static int8
+    all-MiniLM-L6-v2, cosine 0.99: the prefix is ~112 layers, the prune leaves 53; pruning in
+    8 blocks instead left 83). Every step is measured on the eval samples. Returns (float
+    layers, their reasons, all-int8 score, final score)."""
     base = evaluate(set())
     if budget.holds(base):
         return set(), [], base, base
-    chosen: set[str] = set()
-    reasons: list[dict] = []
-    current = base
-    for layer, why in rank():
-        chosen.add(layer)
-        current = evaluate(chosen)
-        reasons.append({"node": layer, "reason": (
-            f"sensitivity rank {len(chosen)}: {why}; with it float the model reaches "
-            f"{budget.metric} {current:.5f} (budget {budget.describe()})")})
-        if budget.holds(current):
-            break
-    else:
-        return set(chosen), reasons, base, current
-    # greedy order over-shoots: try each chosen layer back in int8, least sensitive first
-    for entry in reversed(list(reasons[:-1])):
-        trial = chosen - {entry["node"]}
-        value = evaluate(trial)
+    ranked = rank()
+    if not ranked:
+        return set(), [], base, base
+    scores: dict[int, float] = {}
+
+    def prefix_holds(n: int) -> bool:
+        scores[n] = evaluate({layer for layer, _ in ranked[:n]})
+        return budget.holds(scores[n])
+
+    failed, n = 0, 1
+    while not prefix_holds(n):
+        failed = n
+        if n == len(ranked):  # every layer float and still over budget: report it as is
+            return ({layer for layer, _ in ranked}, _reasons(budget, ranked, scores[n]), base,
+                    scores[n])
+        n = min(2 * n, len(ranked))
+    held = n
+    while held - failed > 1:
+        mid = (failed + held) // 2
+        if prefix_holds(mid):
+            held = mid
+        else:
+            failed = mid
+    chosen = ranked[:held]
+    current = scores[held]
+    for entry in reversed(ranked[:held - 1]):  # (the last one met the budget: it stays)
+        trial = [c for c in chosen if c != entry]
+        value = evaluate({layer for layer, _ in trial})
         if budget.holds(value):
             chosen, current = trial, value
-            reasons.remove(entry)
-    for entry in reasons:
-        entry["reason"] += f"; final model {budget.metric} {current:.5f}"
-    return set(chosen), reasons, base, current
+    return {layer for layer, _ in chosen}, _reasons(budget, chosen, current, ranked), base, \
+        current
+
+
+def _reasons(budget: Budget, chosen: list[tuple[str, str]], final: float,
+             ranked: list[tuple[str, str]] | None = None) -> list[dict]:
+    order = {layer: i + 1 for i, (layer, _) in enumerate(ranked or chosen)}
+    return [{"node": layer, "reason": f"sensitivity rank {order[layer]}: {why}; with the "
+                                      f"{len(chosen)} layer(s) float the model reaches "
+                                      f"{budget.metric} {final:.5f} (budget "
+                                      f"{budget.describe()})"}
+            for layer, why in chosen]

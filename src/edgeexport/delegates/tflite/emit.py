@@ -15,7 +15,7 @@ from edgeexport.delegates.tflite import ops  # noqa: F401  (registers the op fam
 from edgeexport.delegates.tflite import quant
 from edgeexport.delegates.tflite.context import EmitContext
 from edgeexport.delegates.tflite.registry import REGISTRY
-from edgeexport.errors import ConversionError, UnsupportedOpError
+from edgeexport.errors import UnsupportedOpError
 
 
 @dataclass
