@@ -95,6 +95,7 @@ _TABLE: list[OpSpec] = [
     _op("ArgMax", "reduce", "axis keepdims select_last_index"),
     _op("ArgMin", "reduce", "axis keepdims select_last_index"),
     _op("CumSum", "reduce", "exclusive reverse"),
+    _op("TopK", "reduce", "axis largest sorted"),
     # shape and data movement
     _op("Reshape", "shape", "allowzero"),
     _op("Transpose", "shape", "perm"),

@@ -139,6 +139,9 @@ CASES["ReduceLogSumExp"] = [({"x": _x(2, 3, 4, lo=-30, hi=30)}, {"axes": np.arra
 CASES["InstanceNormalization"] = [({"x": _x(2, 3, 4, 4)}, {"s": _x(3), "bb": _x(3)}, {}, 1)]
 CASES["GroupNormalization"] = [({"x": _x(2, 4, 3, 3)}, {"s": _x(2), "bb": _x(2)},
                                 {"num_groups": 2}, 1)]
+CASES["TopK"] = [({"x": _x(2, 7, 5)}, {"k": np.array([3], np.int64)}, {"axis": 1}, 2),
+                 ({"x": _x(3, 6)}, {"k": np.array([6], np.int64)}, {"largest": 0}, 2),
+                 ({"x": _x(1, 3, 4, 5)}, {"k": np.array([2], np.int64)}, {"axis": -1}, 2)]
 CASES["Shape"] = [({"x": _x(2, 2)}, {}, {}, 1)]
 CASES["Size"] = [({"x": _x(2, 3)}, {}, {}, 1)]
 CASES["ConstantOfShape"] = [({"x": _x(2, 3)}, {"s": np.array([2, 3], np.int64)}, {}, 1)]

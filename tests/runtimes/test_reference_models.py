@@ -332,11 +332,29 @@ def test_blocked_quantization_matches_onnxruntime(tmp_path: Path) -> None:
 
 def test_unknown_op_names_op_and_node() -> None:
     model = ir.from_proto(oh.make_model(oh.make_graph(
-        [oh.make_node("TopK", ["x", "k"], ["v", "i"], name="top")], "g",
-        [oh.make_tensor_value_info("x", 1, [4]), oh.make_tensor_value_info("k", 7, [1])],
-        [oh.make_tensor_value_info("v", 1, [None])]), opset_imports=[oh.make_opsetid("", 20)]))
-    with pytest.raises(UnsupportedOpError, match="TopK.*'top'"):
+        [oh.make_node("NonZero", ["x"], ["i"], name="nz")], "g",
+        [oh.make_tensor_value_info("x", 1, [4])],
+        [oh.make_tensor_value_info("i", 7, [1, None])]), opset_imports=[oh.make_opsetid("", 20)]))
+    with pytest.raises(UnsupportedOpError, match="NonZero.*'nz'"):
         Interpreter(model)
+
+
+@pytest.mark.parametrize("attrs", [{"axis": 1}, {"axis": -1, "largest": 0}, {"axis": 0}])
+def test_topk_matches_onnxruntime_with_ties(attrs: dict) -> None:
+    # ONNX: of equal values the lower index comes first (ONNX's own node cases are TopK-24,
+    # outside the profile's opset, so onnxruntime is the peer here)
+    x = np.round(np.random.default_rng(3).normal(size=(3, 6, 4)), 0).astype(np.float32)
+    graph = oh.make_graph(
+        [oh.make_node("TopK", ["x", "k"], ["v", "i"], **attrs)], "g",
+        [oh.make_tensor_value_info("x", 1, x.shape)],
+        [oh.make_tensor_value_info("v", 1, None), oh.make_tensor_value_info("i", 7, None)],
+        [onnx.numpy_helper.from_array(np.array([3], np.int64), "k")])
+    proto = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 20)])
+    want = ort.InferenceSession(proto.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    got = run(ir.from_proto(proto), {"x": x})
+    np.testing.assert_array_equal(got["v"], want[0])
+    np.testing.assert_array_equal(got["i"], want[1])
 
 
 def test_unknown_attribute_is_refused() -> None:

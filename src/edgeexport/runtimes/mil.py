@@ -10,11 +10,11 @@ fp16 between ops the way they state.
 
 from __future__ import annotations
 
-import inspect
+import copy
+
 import json
 import logging
 from pathlib import Path
-from types import MethodType
 from typing import Any, Callable
 
 import numpy as np
@@ -268,30 +268,21 @@ class _Value:
         return getattr(self._var, name)
 
 
-class _Bound:
-    """An op whose input vars answer with runtime values (see _Value)."""
-
-    def __init__(self, op: Any, values: dict[str, Any]) -> None:
-        self._op = op
-        self._input_vars = {}
-        for name, var in op._input_vars.items():
-            val = values.get(name)
-            if isinstance(var, (tuple, list)):
-                self._input_vars[name] = tuple(_Value(v, _compile_time(v, x))
-                                               for v, x in zip(var, val))
-            else:
-                self._input_vars[name] = None if var is None else _Value(
-                    var, _compile_time(var, val))
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self._input_vars:
-            return self._input_vars[name]
-        method = inspect.getattr_static(type(self._op), name, None)
-        # plain methods only (helpers like reshape._get_type_val must read our values too);
-        # static and class methods, properties and attributes come from the op itself
-        if inspect.isfunction(method):
-            return MethodType(method, self)
-        return getattr(self._op, name)
+def _bound(op: Any, values: dict[str, Any]) -> Any:
+    """A shallow copy of the op whose input vars answer with runtime values (see _Value): an
+    instance of the op's own class, so its methods, properties and `super()` calls (iOS 16's
+    topk calls iOS 15's) all run as coremltools wrote them."""
+    bound = copy.copy(op)
+    inputs = {}
+    for name, var in op._input_vars.items():
+        val = values.get(name)
+        if isinstance(var, (tuple, list)):
+            inputs[name] = tuple(_Value(v, _compile_time(v, x)) for v, x in zip(var, val))
+        else:
+            inputs[name] = None if var is None else _Value(var, _compile_time(var, val))
+        bound.__dict__[name] = inputs[name]
+    bound._input_vars = inputs
+    return bound
 
 
 def _compile_time(var: Any, runtime: Any) -> Any:
@@ -301,7 +292,7 @@ def _compile_time(var: Any, runtime: Any) -> Any:
 
 
 def _value_inference(op: Any, values: dict[str, Any]) -> Any:
-    return type(op).value_inference(_Bound(op, values))
+    return type(op).value_inference(_bound(op, values))
 
 
 # -- the program --------------------------------------------------------------------------------

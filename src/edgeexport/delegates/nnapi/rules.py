@@ -25,7 +25,7 @@ MIN_API: dict[str, int] = {
         "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "EQUAL", "NOT_EQUAL", "LOGICAL_AND",
         "LOGICAL_OR", "LOGICAL_NOT", "CAST", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "SUM",
         "ARG_MAX", "ARG_MIN", "PADV2", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "SLICE",
-        "TILE", "EXPAND_DIMS", "LOG_SOFTMAX", "QUANTIZE", "MIRROR_PAD")},
+        "TILE", "EXPAND_DIMS", "LOG_SOFTMAX", "QUANTIZE", "MIRROR_PAD", "TOPK_V2")},
     **{op: 30 for op in ("HARD_SWISH", "ELU", "FILL", "RANK")},
     **{op: 31 for op in ("BATCH_MATMUL", "PACK")},
 }
@@ -48,7 +48,7 @@ CONST_INPUTS: dict[str, tuple[int, ...]] = {
     "PAD": (1,), "PADV2": (1, 2), "MIRROR_PAD": (1,), "TRANSPOSE": (1,), "RESHAPE": (1,),
     "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2), "GATHER": (), "SPLIT": (0,), "SPLIT_V": (1, 2),
     "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,), "TILE": (1,),
-    "ARG_MAX": (1,), "ARG_MIN": (1,),
+    "ARG_MAX": (1,), "ARG_MIN": (1,), "TOPK_V2": (1,),
 }
 _FLOAT_ONLY = {"DIV": 30, "EXP": 99, "LOG": 99, "SQRT": 99, "RSQRT": 31, "SIN": 99, "POW": 99,
                "GELU": 99}

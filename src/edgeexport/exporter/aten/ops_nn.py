@@ -511,6 +511,34 @@ def _argmin(ctx: Context, node: Any, x: Any, dim: Any = None, keepdim: bool = Fa
     return _arg(ctx, node, "ArgMin", x, dim, keepdim)
 
 
+@lowers(aten.topk.default)
+def _topk(ctx: Context, node: Any, x: Any, k: int, dim: int = -1, largest: bool = True,
+          sorted: bool = True) -> tuple:
+    return _top(ctx, node, x, int(k), dim, largest)
+
+
+@lowers(aten.sort.default, aten.sort.stable)
+def _sort(ctx: Context, node: Any, x: Any, dim: int = -1, descending: bool = False, *,
+          stable: bool | None = None) -> tuple:
+    """A full sort is TopK with k = the axis length; TopK puts equal values in index order,
+    which is the stable sort (the default sort leaves their order open)."""
+    shape = ctx.shape(x)
+    return _top(ctx, node, x, shape[_axis(dim, len(shape))] if shape else 1, dim, descending)
+
+
+def _top(ctx: Context, node: Any, x: Any, k: int, dim: int, largest: bool) -> tuple:
+    shape = list(ctx.shape(x))
+    if not shape:
+        raise NotLowerable("TopK of a 0-d tensor")
+    axis = _axis(dim, len(shape))
+    shape[axis] = k
+    values, indices = ctx.op("TopK", [ctx.value(x), ctx.ints([k])],
+                             {"axis": axis, "largest": int(bool(largest)), "sorted": 1},
+                             shape=[shape, shape], dtype=ctx.dtype(x), num_outputs=2)
+    indices.type = ir.TensorType(ir.DataType.INT64)
+    return values, indices
+
+
 @lowers(aten.pixel_shuffle.default)
 def _pixel_shuffle(ctx: Context, node: Any, x: Any, factor: int) -> ir.Value:
     if ctx.rank(x) != 4:

@@ -1,4 +1,5 @@
-"""Reductions with constant axes (the input form of opset 18+) onto MIL reduce_* ops."""
+"""Reductions with constant axes (the input form of opset 18+) onto MIL reduce_* ops;
+ArgMax/ArgMin, CumSum and TopK."""
 
 from __future__ import annotations
 
@@ -63,3 +64,15 @@ def emit_cumsum(node: ir.Node, ctx: EmitContext) -> None:
     ctx.set(node.outputs[0], ctx.mb.cumsum(
         x=ctx.get(node.inputs[0]), axis=axis, exclusive=bool(attr(node, "exclusive", 0)),
         reverse=bool(attr(node, "reverse", 0)), name=ctx.name(node.outputs[0])))
+
+
+@REGISTRY.op("TopK", check=all_checks(_check_reduce, const_inputs(1)),
+             conditions="constant k; indices are int32 in the program")
+def emit_topk(node: ir.Node, ctx: EmitContext) -> None:
+    k = int(ctx.ints(node.inputs[1])[0])
+    values, indices = ctx.mb.topk(x=ctx.get(node.inputs[0]), k=k, axis=int(attr(node, "axis", -1)),
+                                  ascending=not attr(node, "largest", 1),
+                                  name=ctx.name(node.outputs[0]))
+    ctx.set(node.outputs[0], values)
+    if len(node.outputs) > 1 and node.outputs[1].name:
+        ctx.set(node.outputs[1], indices)

@@ -1,5 +1,6 @@
 """Reductions over stored axes: ReduceMean/Sum/Max/Min/Prod -> MEAN/SUM/REDUCE_*, the L1/L2/
-sum-of-squares forms as a map then SUM, ArgMax/ArgMin -> ARG_MAX/ARG_MIN, CumSum -> CUMSUM.
+sum-of-squares forms as a map then SUM, ArgMax/ArgMin -> ARG_MAX/ARG_MIN, CumSum -> CUMSUM,
+TopK -> TOPK_V2 (last stored axis; NEG around it for the smallest).
 """
 
 from __future__ import annotations
@@ -119,3 +120,43 @@ def emit_cumsum(node: ir.Node, ctx: EmitContext) -> None:
     opt.reverse = bool(rev.as_int()) if rev is not None else False
     y = ctx.output(out, lay)
     ctx.fb.op("CUMSUM", [ctx.input(x, lay), ctx.int32([axis], f"axis{axis}")], [y], opt)
+
+
+def _check_topk(node: ir.Node, ctx: object) -> str | None:
+    if not is_const(node.inputs[1]):
+        return "k must be a constant"
+    return _static(node, ctx)
+
+
+@REGISTRY.op("TopK", check=_check_topk, conditions="constant k; int32 indices, cast to int64")
+def emit_topk(node: ir.Node, ctx: EmitContext) -> None:
+    """TOPK_V2 works on the last axis: the input is stored with the TopK axis last (its current
+    layout when it already is), and both outputs keep that layout."""
+    x = node.inputs[0]
+    rank = ctx.rank(x)
+    a = node.attributes.get("axis")
+    axis = (a.as_int() if a is not None else -1) % rank
+    lay = ctx.layout(x)
+    if L.physical_axis(axis, lay) != rank - 1:
+        lay = tuple(d for d in range(rank) if d != axis) + (axis,)
+    xin = ctx.input(x, lay)
+    k = int(np.asarray(ctx.const(node.inputs[1])).reshape(-1)[0])
+    largest = node.attributes.get("largest")
+    largest = largest is None or bool(largest.as_int())
+    values, indices = node.outputs[0], node.outputs[1] if len(node.outputs) > 1 else None
+    shape = L.physical_shape(ctx.shape(values), lay)
+    dtype = ctx.fb.dtype(xin)
+    if not largest:  # the k smallest are the k largest of the negation, in the same order
+        neg = ctx.temp(f"{x.name}/neg", ctx.fb.shape(xin), dtype)
+        ctx.fb.op("NEG", [xin], [neg])
+        xin = neg
+    top = ctx.output(values, lay) if largest else ctx.temp(f"{values.name}/neg", shape, dtype)
+    idx32 = ctx.temp(f"{values.name}/indices32", shape, np.int32)
+    ctx.fb.op("TOPK_V2", [xin, ctx.const_tensor(np.array(k, np.int32), f"k{k}", weight=False)],
+              [top, idx32], fb.TopKV2OptionsT())
+    if not largest:
+        ctx.fb.op("NEG", [top], [ctx.output(values, lay)])
+    if indices is not None and indices.name:
+        opt = fb.CastOptionsT()
+        opt.inDataType, opt.outDataType = fb.TensorType.INT32, fb.TensorType.INT64
+        ctx.fb.op("CAST", [idx32], [ctx.output(indices, lay)], opt)

@@ -1,4 +1,4 @@
-"""Reductions (axes as an input, opset 18+), ArgMax/ArgMin and CumSum.
+"""Reductions (axes as an input, opset 18+), ArgMax/ArgMin, CumSum and TopK.
 
 Sums accumulate in the input dtype (numpy would widen int32 to int64), as ONNX defines the output
 type to equal the input type; an empty reduction gives the identity element of the op.
@@ -103,3 +103,20 @@ def cumsum(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: int 
         pad[ax] = (1, 0)
         y = np.pad(y[tuple(head)], pad)
     return np.flip(y, ax) if reverse else y
+
+
+@kernel("TopK")
+def topk(x: np.ndarray, k: np.ndarray, *, axis: int = -1, largest: int = 1,
+         sorted: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest (smallest) along the axis, in order; of equal values the lower index comes
+    first (a stable sort of the negated values). sorted=0 allows any order: sorted it is."""
+    ax = normalize_axis(axis, x.ndim)
+    n = int(np.asarray(k).reshape(-1)[0])
+    if n < 0 or n > x.shape[ax]:
+        raise ValueError(f"TopK: k={n} outside 0..{x.shape[ax]}")
+    key = x
+    if largest:  # descending, ties by index: sort the negation (NaN sorts last either way)
+        key = -x if x.dtype.kind in "fi" else ~x if x.dtype.kind == "u" else np.logical_not(x)
+    order = np.argsort(key, axis=ax, kind="stable")
+    idx = np.take(order, np.arange(n), axis=ax)
+    return np.take_along_axis(x, idx, axis=ax), idx.astype(np.int64)
