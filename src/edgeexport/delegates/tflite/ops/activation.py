@@ -9,8 +9,8 @@ import onnx_ir as ir
 from ai_edge_litert import schema_py_generated as fb
 
 from edgeexport.delegates.tflite import layout as L
-from edgeexport.delegates.tflite.context import EmitContext, clip_bounds, is_const
-from edgeexport.delegates.tflite.ops.elementwise import _static, operand, unary
+from edgeexport.delegates.tflite.context import EmitContext, clip_bounds
+from edgeexport.delegates.tflite.ops.elementwise import _static, constant_second_input, operand, unary
 from edgeexport.delegates.tflite.registry import REGISTRY
 
 _SIMPLE = {"Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "HardSwish": "HARD_SWISH"}
@@ -70,13 +70,7 @@ def emit_leaky_relu(node: ir.Node, ctx: EmitContext) -> None:
     unary(ctx, "LEAKY_RELU", ctx.input(x, lay), node.outputs[0], lay, opt)
 
 
-def _check_prelu(node: ir.Node, ctx: object) -> str | None:
-    if not is_const(node.inputs[1]):
-        return "slope must be a constant"
-    return _static(node, ctx)
-
-
-@REGISTRY.op("PRelu", check=_check_prelu, conditions="constant slope")
+@REGISTRY.op("PRelu", check=constant_second_input("slope"), conditions="constant slope")
 def emit_prelu(node: ir.Node, ctx: EmitContext) -> None:
     x, slope = node.inputs
     lay = ctx.layout(x)

@@ -4,14 +4,14 @@ first full-rank activation (constants are stored to match, so no transpose is ne
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import onnx_ir as ir
 from ai_edge_litert import schema_py_generated as fb
 
 from edgeexport.delegates.tflite import layout as L
-from edgeexport.delegates.tflite.context import EmitContext
+from edgeexport.delegates.tflite.context import EmitContext, is_const
 from edgeexport.delegates.tflite.registry import REGISTRY
 
 _BINARY = {
@@ -41,6 +41,15 @@ def _static(node: ir.Node, ctx: object) -> str | None:
         if v is not None and v.shape is not None and len(v.shape) > 6:
             return "rank above 6"
     return None
+
+
+def constant_second_input(what: str) -> Callable[[ir.Node, object], str | None]:
+    """The check of an op whose second input (`what`) TFLite needs as a constant."""
+    def check(node: ir.Node, ctx: object) -> str | None:
+        if not is_const(node.inputs[1]):
+            return f"{what} must be a constant"
+        return _static(node, ctx)
+    return check
 
 
 def operands(ctx: EmitContext, values: Sequence[ir.Value], out: ir.Value

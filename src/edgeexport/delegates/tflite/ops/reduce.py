@@ -10,8 +10,8 @@ import onnx_ir as ir
 from ai_edge_litert import schema_py_generated as fb
 
 from edgeexport.delegates.tflite import layout as L
-from edgeexport.delegates.tflite.context import EmitContext, is_const
-from edgeexport.delegates.tflite.ops.elementwise import _static
+from edgeexport.delegates.tflite.context import EmitContext
+from edgeexport.delegates.tflite.ops.elementwise import _static, constant_second_input
 from edgeexport.delegates.tflite.registry import REGISTRY
 
 _REDUCE = {"ReduceMean": "MEAN", "ReduceSum": "SUM", "ReduceMax": "REDUCE_MAX",
@@ -103,13 +103,7 @@ def emit_arg(node: ir.Node, ctx: EmitContext) -> None:
     ctx.reshape(t, ctx.output(out, lay))
 
 
-def _check_cumsum(node: ir.Node, ctx: object) -> str | None:
-    if not is_const(node.inputs[1]):
-        return "axis must be a constant"
-    return _static(node, ctx)
-
-
-@REGISTRY.op("CumSum", check=_check_cumsum, conditions="constant axis")
+@REGISTRY.op("CumSum", check=constant_second_input("axis"), conditions="constant axis")
 def emit_cumsum(node: ir.Node, ctx: EmitContext) -> None:
     x, out = node.inputs[0], node.outputs[0]
     lay = ctx.layout(x)
@@ -122,13 +116,7 @@ def emit_cumsum(node: ir.Node, ctx: EmitContext) -> None:
     ctx.fb.op("CUMSUM", [ctx.input(x, lay), ctx.int32([axis], f"axis{axis}")], [y], opt)
 
 
-def _check_topk(node: ir.Node, ctx: object) -> str | None:
-    if not is_const(node.inputs[1]):
-        return "k must be a constant"
-    return _static(node, ctx)
-
-
-@REGISTRY.op("TopK", check=_check_topk, conditions="constant k; int32 indices, cast to int64")
+@REGISTRY.op("TopK", check=constant_second_input("k"), conditions="constant k; int32 indices, cast to int64")
 def emit_topk(node: ir.Node, ctx: EmitContext) -> None:
     """TOPK_V2 works on the last axis: the input is stored with the TopK axis last (its current
     layout when it already is), and both outputs keep that layout."""

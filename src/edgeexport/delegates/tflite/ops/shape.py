@@ -13,7 +13,7 @@ from ai_edge_litert import schema_py_generated as fb
 
 from edgeexport.delegates.tflite import layout as L
 from edgeexport.delegates.tflite.context import EmitContext, is_const
-from edgeexport.delegates.tflite.ops.elementwise import _static
+from edgeexport.delegates.tflite.ops.elementwise import _static, constant_second_input
 from edgeexport.delegates.tflite.registry import REGISTRY
 
 
@@ -319,13 +319,7 @@ def emit_expand(node: ir.Node, ctx: EmitContext) -> None:
     ctx.fb.op("BROADCAST_TO", [src, ctx.int32(phys, f"shape{phys}")], [y])
 
 
-def _check_tile(node: ir.Node, ctx: object) -> str | None:
-    if not is_const(node.inputs[1]):
-        return "repeats must be a constant"
-    return _static(node, ctx)
-
-
-@REGISTRY.op("Tile", check=_check_tile, conditions="constant repeats")
+@REGISTRY.op("Tile", check=constant_second_input("repeats"), conditions="constant repeats")
 def emit_tile(node: ir.Node, ctx: EmitContext) -> None:
     x, reps = node.inputs
     lay = ctx.layout(x)
