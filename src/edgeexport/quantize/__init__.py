@@ -126,12 +126,14 @@ def _static_int8(result: Any, calibration_data: str | None, *,
     out_names = [v.name for v in float_model.graph.outputs]
     expected = observe.float_outputs(float_model, eval_samples, out_names)
 
+    weights: dict = {}  # int8 weights, the same in every model built below
+
     def build(float_nodes: set[str], trial: dict[str, tuple[float, float]] | None = None
               ) -> tuple[ir.Model, qdq.Plan, dict]:
         m = clone(float_model)
         p = qdq.plan(m, float_nodes)
         params = _params(p, ranges if trial is None else trial)
-        return m, p, rewrite.insert_qdq(m, p, params, means, covs) | {"params": params}
+        return m, p, rewrite.insert_qdq(m, p, params, means, covs, weights) | {"params": params}
 
     noise_weight = None
     if histograms:

@@ -38,8 +38,13 @@ class _Builder:
 
 def insert_qdq(model: ir.Model, plan: Plan, params: dict[str, tuple[float, int]],
                means: dict[str, np.ndarray] | None = None,
-               covs: dict[str, np.ndarray | None] | None = None) -> dict[str, Any]:
-    """Q/DQ on every planned activation, int8 weights, int32 biases. Returns per-tensor info."""
+               covs: dict[str, np.ndarray | None] | None = None,
+               weight_cache: dict | None = None) -> dict[str, Any]:
+    """Q/DQ on every planned activation, int8 weights, int32 biases. Returns per-tensor info.
+
+    `weight_cache` (a dict kept by the caller) holds each layer's int8 weight, scales and bias
+    shift between calls on copies of the same float model: the accuracy-budget search builds
+    dozens of them and the weights never change."""
     b = _Builder(model)
     graph = model.graph
     qnodes = {id(n) for n in plan.nodes}
@@ -83,13 +88,14 @@ def insert_qdq(model: ir.Model, plan: Plan, params: dict[str, tuple[float, int]]
         else:
             name_dq = dq.outputs[0].name
         dq_of[name] = name_dq
-    weights = _quantize_weights(b, plan, params, means or {}, covs or {})
+    weights = _quantize_weights(b, plan, params, means or {}, covs or {},
+                                {} if weight_cache is None else weight_cache)
     return {"dequantized": dq_of, "weights": weights}
 
 
 def _quantize_weights(b: _Builder, plan: Plan, params: dict[str, tuple[float, int]],
-                      means: dict[str, np.ndarray], covs: dict[str, np.ndarray | None]
-                      ) -> dict[str, Any]:
+                      means: dict[str, np.ndarray], covs: dict[str, np.ndarray | None],
+                      cache: dict) -> dict[str, Any]:
     info: dict[str, Any] = {}
     for node in plan.nodes:
         x_name = node.inputs[0].name if node.inputs and node.inputs[0] is not None else None
@@ -107,15 +113,11 @@ def _quantize_weights(b: _Builder, plan: Plan, params: dict[str, tuple[float, in
                 continue
             w = initializer_array(v).astype(np.float32)
             if i == widx:
-                axis = weight_axis(node, w)
-                q, scale = quantize_weight(w, axis)
-                if covs.get(node.name) is not None and axis == 0:
-                    from edgeexport.quantize.rounding import adaptive_round
-
-                    q = adaptive_round(w, scale, covs[node.name],
-                                       node.attributes.get_int("group", 1))
+                key = (node.name, v.name)
+                if key not in cache:
+                    cache[key] = _int8_weight(node, w, covs.get(node.name), means.get(x_name))
+                q, scale, axis, shift = cache[key]
                 zp = None  # symmetric: zero point 0 is DequantizeLinear's default
-                shift = _bias_shift(node, w, q, scale, axis, means.get(x_name))
             elif i in data_indices(node):
                 axis = None
                 s, z = activation_params(float(w.min()), float(w.max()))
@@ -140,6 +142,18 @@ def _quantize_weights(b: _Builder, plan: Plan, params: dict[str, tuple[float, in
             bq = np.clip(bq, -2**31, 2**31 - 1).astype(np.int32)
             _dq_const(b, node, bidx, bias.name, bq, bscale, None, 0 if bscale.ndim else None)
     return info
+
+
+def _int8_weight(node: ir.Node, w: np.ndarray, cov: np.ndarray | None,
+                 mean: np.ndarray | None) -> tuple:
+    """(int8 weight, scales, axis, the bias shift its rounding causes or None)."""
+    axis = weight_axis(node, w)
+    q, scale = quantize_weight(w, axis)
+    if cov is not None and axis == 0:
+        from edgeexport.quantize.rounding import adaptive_round
+
+        q = adaptive_round(w, scale, cov, node.attributes.get_int("group", 1))
+    return q, scale, axis, _bias_shift(node, w, q, scale, axis, mean)
 
 
 def _bias_shift(node: ir.Node, w: np.ndarray, q: np.ndarray, scale: np.ndarray,
