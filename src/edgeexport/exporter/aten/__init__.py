@@ -16,7 +16,9 @@ import onnx_ir as ir
 from edgeexport import ir as eir
 from edgeexport.exporter.aten.context import Context, NotLowerable, np_dtype
 from edgeexport.exporter.aten.registry import LOWERINGS
-from edgeexport.exporter.aten import ops_nn, ops_pointwise, ops_shape  # noqa: F401  (register)
+from edgeexport.exporter.aten import (  # noqa: F401  (registers the lowerings)
+    ops_nn, ops_pointwise, ops_pool, ops_shape,
+)
 
 __all__ = ["LOWERINGS", "NotLowerable", "lower_program"]
 

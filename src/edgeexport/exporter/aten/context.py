@@ -28,6 +28,12 @@ def np_dtype(torch_dtype: Any) -> np.dtype:
         raise NotLowerable(f"dtype {torch_dtype}") from None
 
 
+def per_dim(v: Any, n: int) -> list[int]:
+    """An int or a per-dimension list (kernel size, stride, padding...) as n ints."""
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
+    return [int(x) for x in (v * n if len(v) == 1 else v)]
+
+
 def axis(dim: int, rank: int) -> int:
     """A PyTorch dimension index (possibly negative) as a non-negative axis."""
     return dim + rank if dim < 0 else dim
