@@ -28,6 +28,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeexport.ir import initializer_array
+from edgeexport.quantize.rewrite import Builder
 
 #: tables smaller than this stay float: a few KB saved is not worth two nodes
 MIN_ELEMENTS = 4096
@@ -42,29 +43,21 @@ def quantize_columns(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
+def gathered_int8_rows(x: ir.Value) -> bool:
+    """`x` is a Gather (axis 0) of rows of a constant int8 table: what int8_tables writes before
+    the per-column DequantizeLinear."""
+    p = x.producer()
+    table = initializer_array(p.inputs[0]) if p is not None and p.op_type == "Gather" else None
+    return table is not None and table.dtype == np.int8 and p.attributes.get_int("axis", 0) == 0
+
+
 def int8_tables(model: ir.Model, min_elements: int = MIN_ELEMENTS) -> dict[str, dict[str, Any]]:
     """Rewrite every Gather (axis 0) with computed integer ids of a constant float table (rank
     >= 2, at least `min_elements`, read by nothing but Gathers) into Gather(int8 table) ->
     DequantizeLinear with one scale per column. Returns table name -> {"shape", "axis",
     "gathers", "scale": {"channels", "min", "max"}, "bytes": {"before", "after"}}."""
     graph = model.graph
-    names = {v.name for n in graph for v in n.outputs} | set(graph.initializers)
-    names |= {v.name for v in graph.inputs}
-
-    def unique(base: str) -> str:
-        name, i = base, 1
-        while name in names:
-            name, i = f"{base}_{i}", i + 1
-        names.add(name)
-        return name
-
-    def const(base: str, arr: np.ndarray) -> ir.Value:
-        name = unique(base)
-        v = ir.Value(name=name, shape=ir.Shape(arr.shape), type=ir.TensorType(
-            ir.DataType.from_numpy(arr.dtype)), const_value=ir.tensor(arr, name=name))
-        graph.register_initializer(v)
-        return v
-
+    b = Builder(graph)
     done: dict[str, dict[str, Any]] = {}
     stored: dict[str, tuple[ir.Value, ir.Value]] = {}
     for node in list(graph):
@@ -75,7 +68,8 @@ def int8_tables(model: ir.Model, min_elements: int = MIN_ELEMENTS) -> dict[str, 
         if table.name not in stored:
             arr = initializer_array(table).astype(np.float32)
             q, scale = quantize_columns(arr)
-            stored[table.name] = (const(f"{table.name}_int8", q), const(f"{table.name}_s", scale))
+            stored[table.name] = (b.const(f"{table.name}_int8", q),
+                                  b.const(f"{table.name}_s", scale))
             done[table.name] = {
                 "shape": list(arr.shape), "axis": arr.ndim - 1, "gathers": 0,
                 "scale": {"channels": int(scale.size), "min": float(scale.min()),
@@ -85,10 +79,10 @@ def int8_tables(model: ir.Model, min_elements: int = MIN_ELEMENTS) -> dict[str, 
         rank = len(ids.shape) + len(qtable.shape) - 1
         gather = ir.node("Gather", [qtable, ids], {"axis": 0}, name=node.name)
         gathered = gather.outputs[0]
-        gathered.name = unique(f"{out.name}_int8")
+        gathered.name = b.unique(f"{out.name}_int8")
         gathered.type, gathered.shape = ir.TensorType(ir.DataType.INT8), out.shape
         dq = ir.node("DequantizeLinear", [gathered, scale_v], {"axis": rank - 1},
-                     name=unique(f"{node.name or table.name}_DQ"))
+                     name=b.unique(f"{node.name or table.name}_DQ"))
         for key, value in node.metadata_props.items():
             gather.metadata_props[key] = value
             dq.metadata_props[key] = value

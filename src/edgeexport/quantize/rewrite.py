@@ -15,9 +15,12 @@ from edgeexport.quantize.qdq import (BIAS_INPUT, WEIGHT_INPUT, Plan, activation_
                                      weight_axis)
 
 
-class _Builder:
-    def __init__(self, model: ir.Model) -> None:
-        self.graph = model.graph
+class Builder:
+    """New names and initializers in one graph: names unique among its values, initializers
+    registered."""
+
+    def __init__(self, graph: ir.Graph) -> None:
+        self.graph = graph
         self.names = {v.name for n in self.graph for v in n.outputs} | set(self.graph.initializers)
         self.names |= {v.name for v in self.graph.inputs}
 
@@ -45,7 +48,7 @@ def insert_qdq(model: ir.Model, plan: Plan, params: dict[str, tuple[float, int]]
     `weight_cache` (a dict kept by the caller) holds each layer's int8 weight, scales and bias
     shift between calls on copies of the same float model: the accuracy-budget search builds
     dozens of them and the weights never change."""
-    b = _Builder(model)
+    b = Builder(model.graph)
     graph = model.graph
     qnodes = {id(n) for n in plan.nodes}
     dq_of: dict[str, ir.Value] = {}
@@ -93,7 +96,7 @@ def insert_qdq(model: ir.Model, plan: Plan, params: dict[str, tuple[float, int]]
     return {"dequantized": dq_of, "weights": weights}
 
 
-def _quantize_weights(b: _Builder, plan: Plan, params: dict[str, tuple[float, int]],
+def _quantize_weights(b: Builder, plan: Plan, params: dict[str, tuple[float, int]],
                       means: dict[str, np.ndarray], covs: dict[str, np.ndarray | None],
                       cache: dict) -> dict[str, Any]:
     info: dict[str, Any] = {}
@@ -180,7 +183,7 @@ def _dq_input_scale(node: ir.Node) -> float | None:
     return float(initializer_array(prod.inputs[1]))
 
 
-def _dq_const(b: _Builder, node: ir.Node, idx: int, base: str, q: np.ndarray,
+def _dq_const(b: Builder, node: ir.Node, idx: int, base: str, q: np.ndarray,
               scale: np.ndarray, zp: np.ndarray | None, axis: int | None) -> ir.Value:
     qv = b.const(f"{base}_q", q)
     sv = b.const(f"{base}_s", scale)
@@ -226,7 +229,7 @@ def weight_only_int8(model: ir.Model, ops: tuple[str, ...] = ("MatMul", "Gemm", 
                      ) -> dict[str, Any]:
     """Dynamic int8: int8 per-channel weights + DequantizeLinear; activations stay float (the
     target quantizes them on the fly, e.g. TFLite's dynamic-range kernels)."""
-    b = _Builder(model)
+    b = Builder(model.graph)
     info: dict[str, Any] = {}
     for node in list(model.graph):
         widx = WEIGHT_INPUT.get(node.op_type)
@@ -249,7 +252,7 @@ def weights_fp16(model: ir.Model, min_elements: int = 16) -> list[str]:
     """fp16 storage: every float initializer of at least `min_elements` becomes fp16 followed by
     Cast(to=float), so each runtime still computes in float32 and the target chooses (TFLite's
     fp16 weights + Dequantize, CoreML/ncnn fp16 storage). Returns the converted names."""
-    b = _Builder(model)
+    b = Builder(model.graph)
     done = []
     for name, v in list(model.graph.initializers.items()):
         if not is_float(v) or v.is_graph_input() or not v.uses():

@@ -19,6 +19,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeexport.ir import initializer_array
+from edgeexport.quantize.rewrite import Builder
 
 #: no channel is scaled by more than this (its readers' weights shrink by as much)
 MAX_SCALE = 32.0
@@ -162,15 +163,7 @@ def _set_const(node: ir.Node, idx: int, arr: np.ndarray) -> None:
     if len(old.uses()) == 1 and not old.is_graph_input() and old.const_value is not None:
         old.const_value = ir.tensor(arr, name=old.name)
         return
-    graph = node.graph
-    names = set(graph.initializers)
-    name, i = f"{old.name}_scaled", 1
-    while name in names:
-        name, i = f"{old.name}_scaled{i}", i + 1
-    v = ir.Value(name=name, shape=ir.Shape(arr.shape), type=old.type,
-                 const_value=ir.tensor(arr, name=name))
-    graph.register_initializer(v)
-    node.replace_input_with(idx, v)
+    node.replace_input_with(idx, Builder(node.graph).const(f"{old.name}_scaled", arr))
 
 
 def scale_link(link: Link, s: np.ndarray) -> None:

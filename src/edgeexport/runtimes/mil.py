@@ -11,7 +11,6 @@ fp16 between ops the way they state.
 from __future__ import annotations
 
 import copy
-
 import json
 import logging
 from pathlib import Path

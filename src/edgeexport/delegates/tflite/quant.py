@@ -15,6 +15,7 @@ import onnx_ir as ir
 from edgeexport import ir as eir
 from edgeexport.delegates.tflite.context import EmitContext, activation_kind, clip_bounds
 from edgeexport.delegates.tflite.registry import REGISTRY
+from edgeexport.quantize.embedding import gathered_int8_rows
 
 #: ops with int8 TFLite kernels that the emitters handle in int8
 INT8_OPS = {
@@ -290,17 +291,9 @@ def _check_dq(node: ir.Node, ctx: object) -> str | None:
     zp = node.inputs[2] if len(node.inputs) > 2 else None
     if zp is not None and zp.dtype not in (ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT32):
         return f"{zp.dtype.name} quantization (int8/uint8/int32 only)"
-    if per_axis_dq(node) and not _table_rows(node.inputs[0]):
+    if per_axis_dq(node) and not gathered_int8_rows(node.inputs[0]):
         return "per-axis dequantization of computed values (only of int8 embedding table rows)"
     return None
-
-
-def _table_rows(x: ir.Value) -> bool:
-    """`x` is a Gather (axis 0) of rows of a constant int8 table."""
-    p = x.producer()
-    table = eir.initializer_array(p.inputs[0]) if p is not None and p.op_type == "Gather" \
-        else None
-    return table is not None and table.dtype == np.int8 and p.attributes.get_int("axis", 0) == 0
 
 
 @REGISTRY.op("DequantizeLinear", check=_check_dq,

@@ -15,6 +15,7 @@ import onnx_ir as ir
 from edgeexport import ir as eir
 from edgeexport.delegates.coreml.context import REGISTRY, EmitContext, attr, options_of
 from edgeexport.errors import ConversionError
+from edgeexport.quantize.embedding import gathered_int8_rows
 
 _STORED = (np.int8, np.uint8)
 
@@ -32,7 +33,7 @@ def _check_quant(node: ir.Node, ctx: Any) -> str | None:
     x = node.inputs[0]
     if node.op_type == "DequantizeLinear" and _is_const(x):
         return None  # weights: folded or constexpr, on every iOS version
-    if node.op_type == "DequantizeLinear" and int8_table_rows(x):
+    if node.op_type == "DequantizeLinear" and gathered_int8_rows(x):
         return None  # before iOS 17 the Gather dequantizes the table (float rows)
     if options_of(ctx).ios < 17:
         if _is_qdq_pair(node):
@@ -45,14 +46,6 @@ def _check_quant(node: ir.Node, ctx: Any) -> str | None:
     if qtype not in (None, ir.DataType.INT8, ir.DataType.UINT8):
         return f"{node.op_type} to {qtype.name} has no CoreML mapping (int8/uint8 only)"
     return None
-
-
-def int8_table_rows(x: ir.Value) -> bool:
-    """`x` is a Gather of rows of an int8 constant table (quantize.embedding)."""
-    p = x.producer()
-    table = eir.initializer_array(p.inputs[0]) if p is not None and p.op_type == "Gather" \
-        else None
-    return table is not None and table.dtype == np.int8
 
 
 def _saturate(ctx: EmitContext, x: Any, scale: np.ndarray, zp: np.ndarray | None,

@@ -15,7 +15,7 @@ from edgeexport.delegates.coreml.context import (
     REGISTRY, EmitContext, all_checks, attr, const_inputs, float_input, need_static_input_shape,
     static_shape,
 )
-from edgeexport.delegates.coreml.ops.quant import int8_table_rows
+from edgeexport.quantize.embedding import gathered_int8_rows
 
 
 @REGISTRY.op("Reshape", check=const_inputs(1), conditions="constant shape")
@@ -107,7 +107,7 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
     else:
         indices = ctx.get(idx)
     table = ctx.get(x)
-    if ctx.ios < 17 and int8_table_rows(out):
+    if ctx.ios < 17 and gathered_int8_rows(out):
         # int8 gather is iOS 17+: the table (int8 in the package from iOS 16) is dequantized
         # first, with the scales of the DequantizeLinear that reads the rows (which then passes
         # them on)
