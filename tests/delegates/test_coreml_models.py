@@ -121,6 +121,29 @@ def test_mobilenet_v2_w8a8_ios17(qdq_mobilenet, precision: str, tmp_path: Path) 
     assert _weights_size(tmp_path) < 4_500_000
 
 
+@pytest.mark.parametrize("ios", [15, 16, 17])
+def test_static_int8_encoder(ios: int, tmp_path: Path) -> None:
+    """A BERT-style encoder through static int8: its QDQ IR quantizes scalar constants too
+    (the 1 of `1 - mask`, 0-d int8). Every iOS level emits it; from iOS 17 the program computes
+    what the reference runtime computes on the same IR, before it activations stay float
+    (Q -> DQ pairs become clips, weights int8), measured cosine 0.99982 to the IR."""
+    from edgeexport import quantize
+    from edgeexport.metrics import error_stats, merge
+    from edgeexport.runtimes import get, reference
+
+    result, samples, _ = exported("bert_tiny")
+    copy = argparse.Namespace(model=quantize.clone(result.model), inputs=result.inputs)
+    quantize.apply(copy, "int8", None, quiet=True)
+    names = [v.name for v in copy.model.graph.outputs]
+    artifact = delegates.load_target("coreml").emit(
+        copy.model, tmp_path, argparse.Namespace(precision="fp32", ios=ios))
+    session = get("mil-interpreter").load(artifact.path)
+    for s in samples[:2]:
+        want, got = reference.run(copy.model, s), session.run(s)
+        stats = merge([error_stats(want[n], got[n]) for n in names])
+        assert stats.cosine >= (0.9999 if ios >= 17 else 0.999), (ios, stats)
+
+
 def test_convert_command_writes_a_bundle(tmp_path: Path) -> None:
     """The whole pipeline (as `edgeexport convert`): bundle, report, compute units."""
     opts = ConvertOptions(target="metal", input_specs=[parse_input_spec("1,3,64,64")],

@@ -100,13 +100,13 @@ def emit_dequantize(node: ir.Node, ctx: EmitContext) -> None:
     shape = tuple(q.shape) if q is not None else (None if x.shape is None else tuple(x.shape))
     scale, zp, axis = _params(node, ctx, shape)
     if q is not None:
-        if q.dtype in _STORED and ctx.ios >= 16:
+        if q.dtype in _STORED and ctx.ios >= 16 and q.ndim:  # (a 0-d scalar: stored float)
             zero = np.zeros((), q.dtype) if zp is None else zp.astype(q.dtype)
             ctx.set(out, ctx.mb.constexpr_affine_dequantize(
                 quantized_data=q, zero_point=zero, scale=ctx.to_mil_array(scale),
                 axis=0 if axis is None else axis, name=ctx.name(out)))
             return
-        # int32 biases (and int8 on iOS 15): dequantize now, store as float
+        # int32 biases, scalars (and int8 on iOS 15): dequantize now, store as float
         from edgeexport.runtimes.reference.kernels import KERNELS
 
         real = KERNELS["DequantizeLinear"](q, ctx.const_array(node.inputs[1]),
