@@ -69,8 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8 range estimation (default mse)")
     p.add_argument("--max-error", help="accuracy budget vs float: cosine=0.995, top1=1 or "
                                        "rel=0.02; the most sensitive layers stay float")
-    p.add_argument("--preprocess", help="image-folder calibration: 'imagenet' or "
-                                        "'resize=256,crop=224,mean=a/b/c,std=a/b/c,layout=nchw'")
+    p.add_argument("--preprocess", help="how a picture becomes the model's image input: "
+                                        "'imagenet' or 'resize=256,crop=224,mean=a/b/c,std=a/b/c,"
+                                        "layout=nchw'; written to manifest.json for apps (also "
+                                        "without calibration data) and used to read image folders "
+                                        "given to --calibration-data and --samples")
+    p.add_argument("--labels", metavar="FILE",
+                   help="class names, one per line in class index order: copied into the bundle "
+                        "as labels.txt (their count must equal the classifier output's size)")
     p.add_argument("--precision", choices=["fp32", "fp16"],
                    help="float precision of the artifact (default: the target's own)")
     p.add_argument("--samples", help="extra inputs to check parity on: .npy (one input), .npz "

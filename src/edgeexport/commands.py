@@ -40,7 +40,7 @@ def _options(args: argparse.Namespace, target: str) -> Any:
         max_error=getattr(args, "max_error", None),
         calibration_preprocess=getattr(args, "preprocess", None),
         output_names=_output_names(args), target_options=args,
-        samples=getattr(args, "samples", None))
+        samples=getattr(args, "samples", None), labels=getattr(args, "labels", None))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -159,12 +159,15 @@ def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray])
     from edgeexport import runtimes
     from edgeexport.runtimes import reference
     from edgeexport.validate import error_stats
+    from edgeexport.validate.manifest import pytorch_inputs
 
     ir_path = out / manifest.get("ir", manifest["artifact"])
     if runtimes.artifact_format(ir_path) != "onnx":
         raise UsageError(f"{out}: the bundle has no IR model to compare layers with")
     model = eir.load(ir_path)
-    ref = reference.run(model, feeds, keep_all=True)
+    # the parity inputs are the artifact's (NHWC, int8 with --io-layout/--int8-io): the IR
+    # takes PyTorch's
+    ref = reference.run(model, pytorch_inputs(manifest, feeds), keep_all=True)
     results = {}
     for name in runtimes.runtimes_for(runtimes.artifact_format(out / manifest["artifact"])):
         rt = runtimes.get(name)

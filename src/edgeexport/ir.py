@@ -105,3 +105,36 @@ def iter_nodes(graph: ir.Graph) -> Iterable[ir.Node]:
             elif attr.type == ir.AttributeType.GRAPHS:
                 for g in attr.as_graphs():
                     yield from iter_nodes(g)
+
+
+#: ops whose first input (and output) is an image batch in ONNX's NCHW layout
+_SPATIAL = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
+            "GlobalMaxPool", "BatchNormalization", "InstanceNormalization", "Resize",
+            "DepthToSpace", "SpaceToDepth"}
+#: ops that pass a tensor on without changing what its axes mean
+_PASS = {"QuantizeLinear", "DequantizeLinear", "Cast", "Identity"}
+
+
+def is_image(value: ir.Value) -> bool:
+    """A rank-4 float graph input read, or output made, by a spatial op (Conv, pooling, ...):
+    an NCHW image batch. Other rank-4 tensors (attention masks) are not."""
+    if value.shape is None or len(value.shape) != 4 or value.dtype is None \
+            or not value.dtype.is_floating_point():
+        return False
+    seen, todo = set(), [value]
+    while todo:
+        v = todo.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        for node, index in v.uses():
+            if node.op_type in _SPATIAL and index == 0:
+                return True
+            if node.op_type in _PASS and index == 0:
+                todo.extend(o for o in node.outputs if o is not None)
+        p = v.producer()
+        if p is not None and p.op_type in _SPATIAL:
+            return True
+        if p is not None and p.op_type in _PASS and p.inputs[0] is not None:
+            todo.append(p.inputs[0])
+    return False

@@ -17,10 +17,11 @@ import onnx_ir as ir
 
 from edgeexport import delegates, passes
 from edgeexport import ir as eir
-from edgeexport.delegates.base import Artifact, Coverage
+from edgeexport.delegates.base import Artifact, Coverage, Target
 from edgeexport.exporter import ExportResult, InputSpec, export
 from edgeexport.validate import TOLERANCES, ParityResult, check_runtime
 from edgeexport.validate import bundle as bundle_mod
+from edgeexport.validate import manifest as manifest_mod
 from edgeexport.validate.report_html import render
 
 #: progress callback: (stage name, detail) -> None
@@ -45,6 +46,8 @@ class ConvertOptions:
     #: same forms as calibration data (see quantize.calibration.load)
     samples: str | None = None
     preprocessing: dict[str, Any] | None = None
+    #: class names, one per line: copied into the bundle as labels.txt (manifest `labels`)
+    labels: str | None = None
     target_options: argparse.Namespace | None = None
     timing_runs: int = 3
 
@@ -147,6 +150,8 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     if result.eager is None:
         expected_source = "onnxruntime on the source ONNX model, before passes"
     samples, expected, samples_source = parity_sets(result, opts, eager_outputs)
+    labels = manifest_mod.load_labels(opts.labels, list(result.model.graph.outputs))
+    declared = manifest_mod.declared_layout(opts.calibration_preprocess)  # bad text: exit 2 now
     precision = opts.quantize or target.precision(opts.target_options)
     tolerance = TOLERANCES[precision]
     with bundle_mod.staging(out) as stage:
@@ -155,6 +160,10 @@ def convert(model: str, out: Path, opts: ConvertOptions,
             artifact = target.emit(result.model, stage, opts.target_options)
             if artifact.format != "onnx":  # the IR beside the artifact: Netron, per-layer parity
                 eir.save(result.model, stage / "ir.onnx")
+        # parity runs on what the artifact takes (its layout, int8 when its I/O is int8)
+        ins, outs = manifest_mod.boundary(result.model, target, artifact, declared)
+        samples = manifest_mod.artifact_inputs(samples, ins)
+        expected = manifest_mod.artifact_outputs(expected, outs)
         progress("validate", ", ".join(target.runtimes))
         with timer.stage("validate"):
             parity = [check_runtime(name, artifact.path, samples, expected, tolerance,
@@ -164,11 +173,15 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         report = build_report(target.name, artifact, coverage, parity, timer, result,
                               pass_report, quant_info, expected_source)
         report["parity_inputs"] = samples_source
-        manifest = build_manifest(target.name, artifact, result, opts, tolerance.to_json(),
-                                  parity_entries, stage, precision)
+        if labels is not None:
+            (stage / manifest_mod.LABELS_FILE).write_text("\n".join(labels[0]) + "\n")
+        manifest = build_manifest(target, artifact, result, opts, tolerance.to_json(),
+                                  parity_entries, stage, precision, quant_info, (ins, outs),
+                                  samples_source, labels and labels[1])
         bundle_mod.write_json(stage / "report.json", report)
         (stage / "report.html").write_text(render(report))
         manifest["files"] = bundle_mod.file_hashes(stage)
+        manifest_mod.check(manifest)
         bundle_mod.write_json(stage / "manifest.json", manifest)
     return ConvertOutcome(out, report, manifest, report["passed"])
 
@@ -220,33 +233,18 @@ def _op_histogram(model: ir.Model) -> dict[str, int]:
     return dict(sorted(hist.items()))
 
 
-def build_manifest(target: str, artifact: Artifact, result: ExportResult, opts: ConvertOptions,
-                   tolerance: dict[str, Any], parity_entries: list[dict[str, Any]],
-                   stage: Path, precision: str) -> dict[str, Any]:
-    graph = result.model.graph
-
-    def describe(v: ir.Value) -> dict[str, Any]:
-        dims = [d if isinstance(d, int) else str(d) for d in (v.shape or ())]
-        layout = "NCHW" if len(dims) == 4 else None
-        dtype = eir.np_dtype(v.dtype).name if v.dtype is not None else None
-        return {"name": v.name, "shape": dims, "dtype": dtype,
-                "layout": layout, "quantization": None}
-
-    return {
-        "format_version": 1,
-        "target": target,
-        "artifact": artifact.path.relative_to(stage).as_posix(),
-        "artifact_format": artifact.format,
-        "ir": "ir.onnx" if artifact.format != "onnx" else artifact.path.name,
-        "precision": precision,
-        "compute_units": artifact.extra.get("compute_units"),  # CoreML: how apps load it
-        "inputs": [describe(v) for v in graph.inputs if v.name not in graph.initializers],
-        "outputs": [describe(v) for v in graph.outputs],
-        "preprocessing": opts.preprocessing,
-        "tolerances": tolerance,
-        "source": {"model": result.loaded.source, "kind": result.loaded.kind,
-                   "sha256": result.loaded.sha256},
-        "tool_versions": bundle_mod.tool_versions(),
-        "parity": parity_entries,
-        "files": {},
-    }
+def build_manifest(target: Target, artifact: Artifact, result: ExportResult,
+                   opts: ConvertOptions, tolerance: dict[str, Any],
+                   parity_entries: list[dict[str, Any]], stage: Path, precision: str,
+                   quant_info: dict[str, Any], io: tuple[list, list], parity_source: str,
+                   labels: dict[str, Any] | None) -> dict[str, Any]:
+    """manifest.json (see validate/manifest.py and its schema)."""
+    quantization = {"scheme": quant_info.get("scheme") or "none"}
+    quantization.update({k: v for k, v in quant_info.items() if k not in ("scheme", "seconds")
+                         and isinstance(v, (str, int, float, bool))})
+    source = {"model": result.loaded.source, "kind": result.loaded.kind,
+              "sha256": result.loaded.sha256}
+    return manifest_mod.build(
+        target, artifact, result.model, source, precision, quantization, tolerance, io[0], io[1],
+        parity_entries, parity_source, opts.target_options, opts.calibration_preprocess, labels,
+        stage, bundle_mod.tool_versions())

@@ -49,7 +49,10 @@ def test_manifest_hashes_and_parity_tensors(bundle: Path) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["target"] == "onnx" and manifest["artifact"] == "model.onnx"
     assert manifest["inputs"] == [{"name": "x", "shape": [1, 3, 64, 64], "dtype": "float32",
-                                   "layout": "NCHW", "quantization": None}]
+                                   "layout": "NCHW", "quantization": {"quantized": False},
+                                   "axes_from_pytorch": [0, 1, 2, 3],
+                                   "pytorch": {"shape": [1, 3, 64, 64], "dtype": "float32",
+                                               "layout": "NCHW"}}]
     assert manifest["outputs"][0]["name"] == "logits"
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256((bundle / rel).read_bytes()).hexdigest() == digest

@@ -81,3 +81,10 @@ class Target:
     def emit(self, model: ir.Model, out_dir: Path,
              options: argparse.Namespace | None = None) -> Artifact:
         raise NotImplementedError
+
+    def artifact_io(self, artifact: Artifact) -> dict[str, list[dict[str, Any]]] | None:
+        """The inputs and outputs as the emitted artifact declares them, read back from its
+        files: {"inputs": [...], "outputs": [...]}, each {name (the IR's), shape, dtype,
+        quantization (None or {scale, zero_point, axis}), axes_from_ir, and target facts}.
+        None: the artifact takes the IR's own tensors (an .onnx file)."""
+        return None

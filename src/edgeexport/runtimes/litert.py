@@ -21,17 +21,14 @@ def _inverse(perm: list[int]) -> list[int]:
 
 
 def _dequantize(arr: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    from edgeexport.delegates.tflite.signature import dequantize
+
     q = detail.get("quantization_parameters") or {}
     scales = q.get("scales")
-    if arr.dtype.kind not in "iu" or scales is None or len(scales) == 0:
+    if scales is None or len(scales) == 0:
         return arr
-    zps = q.get("zero_points")
-    axis = q.get("quantized_dimension", 0)
-    shape = [1] * arr.ndim
-    if len(scales) > 1:
-        shape[axis] = -1
-    return ((arr.astype(np.float32) - np.reshape(zps, shape).astype(np.float32))
-            * np.reshape(scales, shape).astype(np.float32))
+    return dequantize(arr, {"scale": scales, "zero_point": q.get("zero_points"),
+                            "axis": q.get("quantized_dimension", 0)})
 
 
 def ops_outside_delegates(interpreter: Any) -> list[str]:

@@ -134,6 +134,11 @@ class QemuSession(Session):
             env=env)
         hello = self._read()
         self._inputs, self._outputs = hello["inputs"], hello["outputs"]
+        # int8 outputs (--int8-io) come back as real values, as from the x86 LiteRT session
+        from edgeexport.delegates.tflite.signature import io_tensors
+
+        self._out_quant = {t["name"]: t["quantization"]
+                           for t in io_tensors(Path(path).read_bytes())["outputs"]}
         self.device = f"aarch64 {cpu} under qemu-user emulation (not device speed)"
         self.details = {"emulated": True, "emulator": "qemu-aarch64-static", "cpu": cpu,
                         "rootfs": str(root), "litert": litert_version(),
@@ -159,7 +164,10 @@ class QemuSession(Session):
         reply = self._read()
         self.details["emulated_invoke_ms"].append(round(reply["ms"], 2))
         with np.load(fout) as data:
-            return {n: data[f"out{i}"] for i, n in enumerate(self._outputs)}
+            from edgeexport.delegates.tflite.signature import dequantize
+
+            return {n: dequantize(data[f"out{i}"], self._out_quant.get(n))
+                    for i, n in enumerate(self._outputs)}
 
     def close(self) -> None:
         if self._proc.poll() is None:

@@ -62,6 +62,11 @@ class CoreMLTarget(Target):
             "compute_units": o.compute_units, "ios": o.ios, "precision": o.precision,
             "io_names": io_names, "files": [f.relative_to(path).as_posix() for f in files]})
 
+    def artifact_io(self, artifact: Artifact) -> dict[str, list[dict[str, Any]]]:
+        from edgeexport.delegates.coreml.package import io_signature
+
+        return io_signature(artifact.path, artifact.extra.get("io_names", {}))
+
 
 def emit_mlpackage(model: ir.Model, path: Path, o: Options, *, target: str = "coreml"
                    ) -> dict[str, str]:

@@ -117,3 +117,41 @@ def check_package(path: Path, ios: int | None = None) -> Any:
         raise ValueError(f"{path}: description names {sorted(names)} differ from the program's "
                          f"{sorted(declared)}")
     return spec
+
+
+_ARRAY_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64",
+                 "INT32": "int32", "INT8": "int8"}
+
+
+def io_signature(path: Path, io_names: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """The model description's inputs and outputs (what an app's MLFeatureProvider fills): per
+    feature its MIL name, and a multiArray's shape and dtype or an image's size and colors."""
+    import coremltools as ct
+
+    spec = ct.models.MLModel(os.fspath(path), skip_model_load=True).get_spec()
+    array_type = ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType
+
+    def entry(feature: Any) -> dict[str, Any]:
+        kind = feature.type.WhichOneof("Type")
+        name = io_names.get(feature.name, feature.name)
+        out = {"name": name, "quantization": None, "coreml": {"feature": feature.name,
+                                                              "type": kind}}
+        if kind == "multiArrayType":
+            t = feature.type.multiArrayType
+            out["shape"] = [int(d) for d in t.shape]
+            out["dtype"] = _ARRAY_DTYPES.get(array_type.Name(t.dataType), "float32")
+        elif kind == "imageType":
+            t = feature.type.imageType
+            color = ct.proto.FeatureTypes_pb2.ImageFeatureType.ColorSpace.Name(t.colorSpace)
+            channels = 1 if color == "GRAYSCALE" else 3
+            out["shape"] = [1, channels, int(t.height), int(t.width)]
+            out["dtype"] = "uint8"
+            out["coreml"].update({"width": int(t.width), "height": int(t.height),
+                                  "color_space": color})
+        else:
+            raise ValueError(f"{path}: feature '{feature.name}' of type {kind} is not described")
+        out["axes_from_ir"] = list(range(len(out["shape"])))
+        return out
+
+    return {"inputs": [entry(f) for f in spec.description.input],
+            "outputs": [entry(f) for f in spec.description.output]}

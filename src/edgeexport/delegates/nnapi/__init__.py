@@ -32,6 +32,7 @@ class NnapiTarget(TfliteTarget):
     runtimes = ("litert",)
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
         parser.add_argument("--android-api", type=int, default=DEFAULT_API, metavar="27..35",
                             help=f"lowest Android API level to support (default {DEFAULT_API})")
         parser.add_argument("--nnapi-fp16-relaxed", action="store_true",

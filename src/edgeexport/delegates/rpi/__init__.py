@@ -26,6 +26,7 @@ class RpiTarget(TfliteTarget):
     runtimes = ("litert", "litert-aarch64-qemu")
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
         parser.add_argument("--cpu", choices=sorted(CPUS), default="cortex-a72",
                             help="Raspberry Pi core: cortex-a72 (Pi 4) or cortex-a76 (Pi 5)")
 

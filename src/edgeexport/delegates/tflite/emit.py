@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from edgeexport.delegates.tflite import io
 from edgeexport.delegates.tflite import layout as L
 from edgeexport.delegates.tflite import ops  # noqa: F401  (registers the op families)
 from edgeexport.delegates.tflite import quant
@@ -47,9 +48,7 @@ def emit_model(model: ir.Model, precision: str = "fp32", options: Any = None,
     for v in graph.inputs:
         if v.name in graph.initializers:
             continue
-        idx = ctx.fb.tensor(v.name, ctx.shape(v), ctx.dtype(v))
-        ctx.define(v, idx, L.identity(ctx.rank(v)))
-        ctx.fb.inputs.append(idx)
+        io.define_input(ctx, v)  # as the PyTorch model takes it, or NHWC / int8 (options)
     quant.prepare(ctx)  # QDQ: records quantization and picks the int8 nodes before emission
     for node in graph:
         if id(node) in ctx.skip:
@@ -73,6 +72,10 @@ def emit_model(model: ir.Model, precision: str = "fp32", options: Any = None,
             # full_like): a constant tensor in the graph's output list, which LiteRT returns as is
             ctx.fb.outputs.append(ctx.fb.tensor(v.name, ctx.const(v).shape, ctx.const(v).dtype,
                                                 ctx.const(v)))
+            continue
+        idx = io.int8_output(ctx, v)
+        if idx is not None:
+            ctx.fb.outputs.append(idx)
             continue
         stored = ctx.values[v.name]
         idx = stored.index

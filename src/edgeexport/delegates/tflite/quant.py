@@ -35,7 +35,7 @@ FIXED = {"Sigmoid": (1.0 / 256, -128), "Softmax": (1.0 / 256, -128), "Tanh": (1.
 FLOAT_ON_XNNPACK = {"Softmax"}
 
 
-def _params(node: ir.Node) -> dict[str, Any]:
+def params(node: ir.Node) -> dict[str, Any]:
     scale = eir.initializer_array(node.inputs[1])
     zp = eir.initializer_array(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] \
         is not None else None
@@ -93,7 +93,7 @@ def prepare(ctx: EmitContext) -> None:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             _fill_value_info(node)
         if node.op_type == "DequantizeLinear":
-            p = _params(node)
+            p = params(node)
             arr = eir.initializer_array(node.inputs[0])
             if arr is not None:
                 p["int_value"] = arr
@@ -110,7 +110,7 @@ def prepare(ctx: EmitContext) -> None:
                 continue
             ctx.quant[node.outputs[0].name] = p
         elif node.op_type == "QuantizeLinear":
-            p = _params(node)
+            p = params(node)
             if p["scale"].size > 1:
                 raise ValueError("per-axis quantization of an activation")
             ctx.quant[node.outputs[0].name] = p

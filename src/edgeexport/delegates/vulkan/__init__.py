@@ -5,7 +5,9 @@ Android GPUs (and its CPU backend), fp16 weight storage by default.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 import onnx_ir as ir
 
@@ -14,6 +16,9 @@ from edgeexport.delegates.vulkan.emit import emit_model
 from edgeexport.delegates.vulkan.registry import REGISTRY, load_ops
 
 load_ops()
+
+#: ncnn Mat extents by dims, innermost first (a blob of shape (c, h, w) is w, h, c)
+_MAT_AXES = {1: ("w",), 2: ("w", "h"), 3: ("w", "h", "c"), 4: ("w", "h", "d", "c")}
 
 
 class VulkanTarget(Target):
@@ -38,7 +43,24 @@ class VulkanTarget(Target):
         precision = self.precision(options)
         files = emit_model(model, Path(out_dir), self.artifact_name, precision)
         return Artifact(self.name, files[0], files, "ncnn", {"precision": precision,
-                                                            "weights": files[1].name})
+                                                            "weights": files[1].name,
+                                                            "io": files[2].name})
+
+    def artifact_io(self, artifact: Artifact) -> dict[str, list[dict[str, Any]]]:
+        """From model.io.json: each blob's ncnn Mat (w, h, d, c); the bytes are the IR tensor's
+        without its batch axis of 1, in the same order (ncnn pads each channel, not the data)."""
+        desc = json.loads((artifact.path.parent / artifact.extra["io"]).read_text())
+
+        def entry(d: dict[str, Any]) -> dict[str, Any]:
+            shape = list(d.get("ncnn_shape") or d["shape"][1:])
+            mat = dict(zip(_MAT_AXES[len(shape)], reversed(shape)))
+            return {"name": d["name"], "shape": list(d["shape"]), "dtype": d["dtype"],
+                    "quantization": None, "axes_from_ir": list(range(len(d["shape"]))),
+                    "ncnn": {"blob": d["blob"], "dims": len(shape), **mat,
+                             "feed": d.get("feed", "float32")}}
+
+        return {"inputs": [entry(d) for d in desc["inputs"]],
+                "outputs": [entry(d) for d in desc["outputs"]]}
 
 
 TARGET = VulkanTarget()
