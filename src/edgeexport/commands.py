@@ -131,9 +131,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from edgeexport import delegates
     from edgeexport.validate import Tolerance, check_runtime
     from edgeexport.validate.bundle import load_parity_tensors, read_manifest
+    from edgeexport.validate.manifest import errors as manifest_errors
 
     out = Path(args.bundle)
     manifest = read_manifest(out)
+    problems = manifest_errors(manifest) if "schema_version" in manifest else []
+    if problems:  # (bundles from before schema_version are read as they are)
+        raise UsageError(f"{out / 'manifest.json'}: does not follow manifest.schema.json "
+                         f"({problems[0]}); convert the model again")
     target = delegates.load_target(manifest["target"])
     samples, expected = load_parity_tensors(out, manifest)
     tol = manifest["tolerances"]

@@ -99,6 +99,15 @@ def test_schema_rejects_what_apps_could_not_use(tmp_path) -> None:
         contract.check(broken)
 
 
+def test_validate_refuses_a_manifest_that_breaks_the_schema(tmp_path) -> None:
+    _, manifest, out = _convert(tmp_path, "onnx")
+    manifest["inputs"][0]["layout"] = "CHW"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    proc = run_cli("validate", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "inputs/0/layout" in proc.stderr
+
+
 def _litert(path: Path):
     from ai_edge_litert.interpreter import Interpreter
 

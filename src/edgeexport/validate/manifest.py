@@ -230,9 +230,10 @@ def target_options(target: Target, options: argparse.Namespace | None,
             value = artifact.extra.get(action.dest, action.default)
         if isinstance(value, (str, int, float, bool)):
             out[action.dest] = value
-    # facts the target resolved (cpu board, ...); precision is the manifest's own key
+    # facts the target resolved (cpu board, ...); precision and compute_units are top-level keys
     for key, value in artifact.extra.items():
-        if isinstance(value, (str, int, float, bool)) and key not in out and key != "precision":
+        if isinstance(value, (str, int, float, bool)) and key not in out \
+                and key not in ("precision", "compute_units"):
             out[key] = value
     return out
 
