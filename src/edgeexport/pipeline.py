@@ -40,12 +40,13 @@ class ConvertOptions:
     calibration_method: str | None = None
     #: accuracy budget, e.g. "cosine=0.995": the most sensitive layers stay float until it holds
     max_error: str | None = None
+    #: --preprocess: how a picture becomes the image input (manifest `preprocessing`, image
+    #: folders of calibration data and samples); see quantize.calibration.parse_preprocess
     calibration_preprocess: str | None = None
     output_names: list[str] | None = None
     #: extra inputs to check parity on (e.g. real photos): an .npy/.npz/image folder in the
     #: same forms as calibration data (see quantize.calibration.load)
     samples: str | None = None
-    preprocessing: dict[str, Any] | None = None
     #: class names, one per line: copied into the bundle as labels.txt (manifest `labels`)
     labels: str | None = None
     target_options: argparse.Namespace | None = None
