@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeexport.apps import preprocessing_from_spec as manifest_preprocessing
 from edgeexport.metrics import TOLERANCES, ErrorStats, error_stats, merge
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
@@ -86,20 +87,6 @@ PREPROCESS_CASES = [
      (1, 1, 12, 12)),
     ("imagenet_small", (50, 37), "imagenet", (1, 3, 24, 24)),
 ]
-
-
-def manifest_preprocessing(text: str) -> dict[str, Any]:
-    """The --preprocess text in the manifest's form (the keys the apps read)."""
-    from edgeexport.quantize.calibration import parse_preprocess
-
-    pp = parse_preprocess(text)
-    out: dict[str, Any] = {}
-    for key in ("resize", "crop", "mean", "std", "layout"):
-        if key in pp:
-            out[key] = pp[key]
-    out["channel_order"] = "gray" if pp.get("mode") == "L" else "rgb"
-    out["value_range"] = [0.0, 255.0 / pp.get("scale", 255.0)]
-    return out
 
 
 def python_preprocess(rgb: np.ndarray, text: str, shape: tuple[int, ...]) -> tuple[np.ndarray,

@@ -1,0 +1,201 @@
+"""`edgeexport app android|ios BUNDLE -o DIR`: a ready-to-open sample app project, made from the
+templates in android/ and ios/, with the bundle inside and its name, labels and preprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeexport.errors import UsageError
+from edgeexport.validate import bundle as bundle_mod
+
+#: where the templates live: the source checkout's android/ and ios/ folders
+REPO = Path(__file__).resolve().parents[2]
+
+#: platform -> the targets whose artifact the platform's app runs
+PLATFORM_TARGETS = {"android": ("nnapi", "rpi"), "ios": ("coreml", "metal")}
+
+#: names the templates carry, replaced by the generated app's own
+TEMPLATE_NAME = "EdgeExport Parity"
+TEMPLATE_ID = "io.edgeexport.parity"
+
+#: bundle files the app never reads (the IR is for Netron and per-layer parity on the host)
+OMITTED = ("ir.onnx", "report.html")
+
+#: what the generated project takes from each template folder (paths relative to it)
+TEMPLATE_SKIP = {"build", ".gradle", ".idea", "local.properties", "tools", "README.md",
+                 ".build", ".swiftpm", "xcuserdata", "DerivedData", ".gitignore", "bundle"}
+
+
+@dataclass
+class AppProject:
+    platform: str
+    out: Path
+    name: str
+    app_id: str
+    bundle_dir: Path
+    files: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"platform": self.platform, "out": str(self.out), "name": self.name,
+                "app_id": self.app_id, "bundle": str(self.bundle_dir), "files": self.files,
+                "notes": self.notes}
+
+
+def preprocessing_from_spec(text: str) -> dict[str, Any]:
+    """`--preprocess` text (e.g. 'imagenet') in the manifest's form, the keys the apps read:
+    resize, crop, mean, std, layout, channel_order ('rgb' | 'gray'), value_range [lo, hi]."""
+    from edgeexport.quantize.calibration import parse_preprocess
+
+    pp = parse_preprocess(text)
+    out: dict[str, Any] = {k: pp[k] for k in ("resize", "crop", "mean", "std", "layout") if k in pp}
+    out["channel_order"] = "gray" if pp.get("mode") == "L" else "rgb"
+    out["value_range"] = [0.0, 255.0 / pp.get("scale", 255.0)]
+    return out
+
+
+def _display_name(manifest: dict[str, Any]) -> str:
+    model = (manifest.get("source") or {}).get("model") or "model"
+    stem = re.split(r"[:/\\]", model)[-1]
+    stem = re.sub(r"\.(pt2?|onnx|pkl|pth)$", "", stem)
+    words = [w for w in re.split(r"[_\-\s.]+", stem) if w]
+    return (" ".join(w[:1].upper() + w[1:] for w in words) or "Model")[:40]
+
+
+def _app_id(name: str) -> str:
+    part = re.sub(r"[^a-z0-9]", "", name.lower()) or "model"
+    if part[0].isdigit():
+        part = "m" + part
+    return f"{TEMPLATE_ID}.{part[:30]}"
+
+
+def _check_target(platform: str, bundle: Path, manifest: dict[str, Any]) -> None:
+    target = manifest.get("target")
+    fits = PLATFORM_TARGETS[platform]
+    if target not in fits:
+        other = next((p for p, t in PLATFORM_TARGETS.items() if target in t), None)
+        hint = (f"use `edgeexport app {other}`" if other else
+                f"convert with --target {' or '.join(fits)}")
+        raise UsageError(f"{bundle}: the bundle's target is '{target}', which a {platform} app "
+                         f"cannot run ({platform} takes {', '.join(fits)}); {hint}")
+    artifact = bundle / manifest.get("artifact", "")
+    if not artifact.exists():
+        raise UsageError(f"{artifact}: the bundle's artifact is missing; copy the whole folder "
+                         "that edgeexport convert wrote")
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out}: exists and is not an empty folder; choose a new folder for "
+                         "the app (nothing there is overwritten)")
+    bundle_mod.check_output_dir(out)
+
+
+def _labels(bundle: Path, manifest: dict[str, Any], labels: str | None) -> list[str] | None:
+    if labels:
+        p = Path(labels)
+        if not p.is_file():
+            raise UsageError(f"{labels}: labels file not found (one class name a line)")
+        return [line.rstrip("\r") for line in p.read_text().splitlines()]
+    ref = manifest.get("labels")
+    if isinstance(ref, list):
+        return [str(v) for v in ref]
+    if isinstance(ref, str):
+        p = bundle / ref
+        if not p.resolve().is_relative_to(bundle.resolve()) or not p.is_file():
+            raise UsageError(f"{bundle}: manifest labels '{ref}' is not a file in the bundle")
+        return [line.rstrip("\r") for line in p.read_text().splitlines()]
+    return None
+
+
+def _copy_template(src: Path, dst: Path, replace: dict[str, str]) -> int:
+    if not src.is_dir():
+        raise UsageError(f"{src}: app templates not found; `edgeexport app` runs from a source "
+                         "checkout of edgeexport (the android/ and ios/ folders)")
+    count = 0
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if any(part in TEMPLATE_SKIP for part in rel.parts) or path.is_dir():
+            continue
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = path.read_bytes()
+        if path.suffix in (".kts", ".kt", ".xml", ".swift", ".properties", ".json", ".plist"):
+            text = data.decode()
+            for old, new in replace.items():
+                text = text.replace(old, new)
+            data = text.encode()
+        target.write_bytes(data)
+        target.chmod(path.stat().st_mode & 0o777)
+        count += 1
+    return count
+
+
+def _copy_bundle(bundle: Path, dst: Path) -> int:
+    count = 0
+    for path in sorted(bundle.rglob("*")):
+        rel = path.relative_to(bundle)
+        if path.is_dir() or rel.as_posix() in OMITTED:
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dst / rel)
+        count += 1
+    return count
+
+
+def make_app(platform: str, bundle: str | Path, out: str | Path, *, name: str | None = None,
+             preprocess: str | None = None, labels: str | None = None) -> AppProject:
+    """Write the sample app project for `platform` with `bundle` inside; see module doc."""
+    if platform not in PLATFORM_TARGETS:
+        raise UsageError(f"platform '{platform}': choose android or ios")
+    bundle, out = Path(bundle), Path(out)
+    if not bundle.is_dir():
+        raise UsageError(f"{bundle}: not a bundle folder; pass the -o folder of edgeexport convert")
+    manifest = bundle_mod.read_manifest(bundle)
+    _check_target(platform, bundle, manifest)
+    _check_out(out)
+    notes = []
+    pre = manifest.get("preprocessing")
+    if preprocess:
+        if pre:
+            notes.append("--preprocess ignored: the manifest's preprocessing is used")
+        else:
+            pre = preprocessing_from_spec(preprocess)
+    image_inputs = [i for i in manifest["inputs"] if len(i.get("shape") or []) == 4]
+    if not pre and len(image_inputs) == 1 and len(manifest["inputs"]) == 1:
+        notes.append("no preprocessing in the manifest and no --preprocess: the app runs parity "
+                     "and latency; photo classification needs e.g. --preprocess imagenet")
+    label_list = _labels(bundle, manifest, labels)
+    name = name or _display_name(manifest)
+    app_id = _app_id(name)
+    config = {
+        "name": name,
+        "bundle": "bundle",
+        # the manifest's own preprocessing wins; this is the --preprocess given to `app`
+        "preprocessing": None if manifest.get("preprocessing") else pre,
+        "labels": "labels.txt" if label_list is not None else None,
+        "omitted": [p for p in OMITTED if p in (manifest.get("files") or {})],
+        "latency_runs": 50,
+    }
+    with bundle_mod.staging(out) as stage:
+        if platform == "android":
+            files = _copy_template(REPO / "android", stage, {TEMPLATE_NAME: name,
+                                                               TEMPLATE_ID: app_id})
+            res = stage / "app" / "src" / "main" / "assets"
+        else:
+            files = _copy_template(REPO / "ios", stage, {TEMPLATE_NAME: name, TEMPLATE_ID: app_id})
+            res = stage / "EdgeExportParity.swiftpm" / "Resources"
+        files += _copy_bundle(bundle, res / "bundle")
+        bundle_mod.write_json(res / "app.json", config)
+        files += 1
+        if label_list is not None:
+            (res / "labels.txt").write_text("\n".join(label_list) + "\n")
+            files += 1
+    return AppProject(platform, out, name, app_id, out / res.relative_to(stage) / "bundle",
+                      files, notes)
