@@ -15,8 +15,9 @@ dependencies {
 }
 
 tasks.test {
-    // the shared vectors of the repository (tests/vectors), as scripts/build-android-core.sh passes them
-    systemProperty("edgeexport.vectors", rootProject.file("../tests/vectors").absolutePath)
+    // the shared vectors: a generated project carries a copy in src/test/vectors, the repository has tests/vectors
+    val vectors = listOf(file("src/test/vectors"), rootProject.file("../tests/vectors")).first { it.isDirectory }
+    systemProperty("edgeexport.vectors", vectors.absolutePath)
     filter {
         // needs -Dedgeexport.cases from tests/apps/test_android_core.py (real bundles + LiteRT outputs)
         excludeTestsMatching("io.edgeexport.bundle.BundleParityTest")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from xml.sax.saxutils import escape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 #: platform -> the targets whose artifact the platform's app runs
 PLATFORM_TARGETS = {"android": ("nnapi", "rpi"), "ios": ("coreml", "metal")}
 
-#: names the templates carry, replaced by the generated app's own
-TEMPLATE_NAME = "EdgeExport Parity"
+#: the application id the templates carry; each generated app gets its own below it
 TEMPLATE_ID = "io.edgeexport.parity"
 
 #: bundle files the app never reads (the IR is for Netron and per-layer parity on the host)
@@ -29,7 +29,14 @@ OMITTED = ("ir.onnx", "report.html")
 
 #: what the generated project takes from each template folder (paths relative to it)
 TEMPLATE_SKIP = {"build", ".gradle", ".idea", "local.properties", "tools", "README.md",
-                 ".build", ".swiftpm", "xcuserdata", "DerivedData", ".gitignore", "bundle"}
+                 ".build", "xcuserdata", "DerivedData", ".gitignore"}
+
+#: where each platform's project takes the bundle (and app.json, labels.txt) and the vectors;
+#: whatever a developer left there in the template folder is not copied
+RESOURCES = {"android": "app/src/main/assets",
+             "ios": "EdgeExportParity.swiftpm/Resources"}
+VECTORS_DIR = {"android": "bundle-core/src/test/vectors",
+               "ios": "EdgeExportBundle/Tests/EdgeExportBundleTests/vectors"}
 
 
 @dataclass
@@ -75,6 +82,18 @@ def _app_id(name: str) -> str:
     return f"{TEMPLATE_ID}.{part[:30]}"
 
 
+def _replacements(platform: str, name: str, app_id: str) -> dict[str, str]:
+    """The exact template lines that carry the app's name and id (Kotlin packages stay)."""
+    if platform == "android":
+        xml = escape(name).replace("'", "\\'").replace('"', '\\"')
+        return {f'applicationId = "{TEMPLATE_ID}"': f'applicationId = "{app_id}"',
+                '<string name="app_name">EdgeExport Parity</string>':
+                    f'<string name="app_name">{xml}</string>'}
+    swift = name.replace("\\", "\\\\").replace('"', '\\"')
+    return {f'bundleIdentifier: "{TEMPLATE_ID}"': f'bundleIdentifier: "{app_id}"',
+            'name: "EdgeExport Parity",': f'name: "{swift}",'}
+
+
 def _check_target(platform: str, bundle: Path, manifest: dict[str, Any]) -> None:
     target = manifest.get("target")
     fits = PLATFORM_TARGETS[platform]
@@ -114,14 +133,15 @@ def _labels(bundle: Path, manifest: dict[str, Any], labels: str | None) -> list[
     return None
 
 
-def _copy_template(src: Path, dst: Path, replace: dict[str, str]) -> int:
+def _copy_template(src: Path, dst: Path, replace: dict[str, str], skip: tuple[str, ...]) -> int:
     if not src.is_dir():
         raise UsageError(f"{src}: app templates not found; `edgeexport app` runs from a source "
                          "checkout of edgeexport (the android/ and ios/ folders)")
-    count = 0
+    count, used = 0, set()
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
-        if any(part in TEMPLATE_SKIP for part in rel.parts) or path.is_dir():
+        if (any(part in TEMPLATE_SKIP for part in rel.parts) or path.is_dir()
+                or any(rel.as_posix().startswith(p + "/") for p in skip)):
             continue
         target = dst / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,11 +149,15 @@ def _copy_template(src: Path, dst: Path, replace: dict[str, str]) -> int:
         if path.suffix in (".kts", ".kt", ".xml", ".swift", ".properties", ".json", ".plist"):
             text = data.decode()
             for old, new in replace.items():
-                text = text.replace(old, new)
+                if old in text:
+                    used.add(old)
+                    text = text.replace(old, new)
             data = text.encode()
         target.write_bytes(data)
         target.chmod(path.stat().st_mode & 0o777)
         count += 1
+    if used != set(replace):  # a template edit dropped the line that carries the name or id
+        raise RuntimeError(f"{src}: template lines not found: {sorted(set(replace) - used)}")
     return count
 
 
@@ -184,13 +208,15 @@ def make_app(platform: str, bundle: str | Path, out: str | Path, *, name: str | 
         "latency_runs": 50,
     }
     with bundle_mod.staging(out) as stage:
-        if platform == "android":
-            files = _copy_template(REPO / "android", stage, {TEMPLATE_NAME: name,
-                                                               TEMPLATE_ID: app_id})
-            res = stage / "app" / "src" / "main" / "assets"
-        else:
-            files = _copy_template(REPO / "ios", stage, {TEMPLATE_NAME: name, TEMPLATE_ID: app_id})
-            res = stage / "EdgeExportParity.swiftpm" / "Resources"
+        res = stage / RESOURCES[platform]
+        vec = stage / VECTORS_DIR[platform]
+        files = _copy_template(REPO / platform, stage, _replacements(platform, name, app_id),
+                               skip=(RESOURCES[platform] + "/bundle", VECTORS_DIR[platform]))
+        # the core's tests read the shared vectors; a generated project carries a copy
+        vec.mkdir(parents=True)
+        for f in sorted((REPO / "tests" / "vectors").glob("*.json")):
+            shutil.copy2(f, vec / f.name)
+            files += 1
         files += _copy_bundle(bundle, res / "bundle")
         bundle_mod.write_json(res / "app.json", config)
         files += 1
