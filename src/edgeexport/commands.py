@@ -16,8 +16,8 @@ from edgeexport.exporter import parse_input_spec
 from edgeexport.progress import StageProgress
 from edgeexport.quantize.cli import cmd_quantize
 
-__all__ = ["cmd_app", "cmd_bench", "cmd_convert", "cmd_export", "cmd_inspect", "cmd_quantize", "cmd_run",
-           "cmd_targets", "cmd_validate"]
+__all__ = ["cmd_app", "cmd_bench", "cmd_convert", "cmd_export", "cmd_inspect", "cmd_quantize",
+           "cmd_run", "cmd_targets", "cmd_validate"]
 
 
 def _input_specs(args: argparse.Namespace) -> list:

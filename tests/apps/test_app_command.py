@@ -27,7 +27,8 @@ ANDROID_FILES = [
     "app/src/main/assets/app.json",
 ]
 IOS_FILES = [
-    "EdgeExportBundle/Package.swift", "EdgeExportBundle/Tests/EdgeExportBundleTests/VectorsTests.swift",
+    "EdgeExportBundle/Package.swift",
+    "EdgeExportBundle/Tests/EdgeExportBundleTests/VectorsTests.swift",
     "EdgeExportBundle/Tests/EdgeExportBundleTests/vectors/preprocessing.json",
     "EdgeExportParity.swiftpm/Package.swift", "EdgeExportParity.swiftpm/ParityApp.swift",
     "EdgeExportParity.swiftpm/ContentView.swift", "EdgeExportParity.swiftpm/AppModel.swift",
