@@ -50,7 +50,7 @@ if [ ! -f "$build/stamp-$stamp" ]; then
   touch "$build/stamp-$stamp"
 fi
 
-classes=(io.edgeexport.bundle.VectorsTest io.edgeexport.bundle.TensorTest)
+classes=(io.edgeexport.bundle.VectorsTest io.edgeexport.bundle.TensorTest io.edgeexport.bundle.ManifestTest)
 props=(-Dedgeexport.vectors="$vectors")
 if [ -n "$cases" ]; then
   classes+=(io.edgeexport.bundle.BundleParityTest)
