@@ -16,7 +16,7 @@ let package = Package(
             bundleIdentifier: "io.edgeexport.parity",
             displayVersion: "1.0",
             bundleVersion: "1",
-            appIcon: .placeholder(icon: .chart),
+            appIcon: .placeholder(icon: .leaf),
             accentColor: .presetColor(.blue),
             supportedDeviceFamilies: [
                 .pad,

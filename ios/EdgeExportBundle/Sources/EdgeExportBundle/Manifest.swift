@@ -98,7 +98,8 @@ public struct Manifest: Codable {
     public let preprocessing: Preprocessing?
     public let tolerances: Tolerance
     public let parity: [ParityEntry]
-    public let files: [String: String]?
+    // `files` (sha256 by path) is not decoded: .convertFromSnakeCase would rewrite the
+    // underscores in its keys, which are file names
     public let labels: LabelsRef?
     public let source: Source?
 

@@ -34,7 +34,7 @@ public enum ParityCheck {
             }
         }
         let perOutput = order.map { ($0, Stats.merge(perSample[$0]!, samples: true)) }
-        let total = perOutput.isEmpty ? nil : Stats.merge(perOutput.map(\.1))
+        let total = perOutput.isEmpty ? nil : Stats.merge(perOutput.map { $0.1 })
         let tol = bundle.manifest.tolerances
         let violations = missing.sorted().map { "output '\($0)' missing" } + (total.map { tol.violations($0) } ?? [])
         return ParityOutcome(runner: runner.name, perOutput: perOutput, total: total, violations: violations, tolerance: tol)
