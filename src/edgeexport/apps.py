@@ -4,13 +4,12 @@ templates in android/ and ios/, with the bundle inside and its name, labels and 
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-from xml.sax.saxutils import escape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from edgeexport.errors import UsageError
 from edgeexport.validate import bundle as bundle_mod
