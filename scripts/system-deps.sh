@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests' real runtimes need, when they are missing:
 # Mesa's software Vulkan driver (lavapipe) for ncnn, qemu-user-static and debootstrap for the
-# aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test. Needs root (CI
-# and the developer machines run as root); without root it says what is missing and the tests
-# that need it skip with that reason.
+# aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test, a JRE, npm,
+# JUnit and org.json for the Kotlin bundle-core tests. Needs root (CI and the developer machines
+# run as root); without root it says what is missing and the tests that need it skip with that
+# reason.
 set -euo pipefail
 
 want=()
@@ -13,6 +14,13 @@ dpkg -s qemu-user-static >/dev/null 2>&1 || want+=(qemu-user-static)
 dpkg -s debootstrap >/dev/null 2>&1 || want+=(debootstrap)
 dpkg -s binutils >/dev/null 2>&1 || want+=(binutils)
 dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || want+=(dataset-fashion-mnist)
+# Kotlin bundle-core's JUnit tests (scripts/build-android-core.sh): JUnit 4, hamcrest, Android's
+# org.json; kotlinc itself comes from npm, pinned in android/tools/package-lock.json
+dpkg -s junit4 >/dev/null 2>&1 || want+=(junit4)
+dpkg -s libhamcrest-java >/dev/null 2>&1 || want+=(libhamcrest-java)
+dpkg -s libandroid-json-org-java >/dev/null 2>&1 || want+=(libandroid-json-org-java)
+command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
+command -v npm >/dev/null 2>&1 || want+=(npm)
 
 if [ ${#want[@]} -eq 0 ]; then
   exit 0

@@ -109,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=20, help="timed runs per runtime (after 2 warm-up)")
     _common(p)
 
+    p = sub.add_parser("app", help="write an Android or iOS sample app project that embeds a "
+                                   "bundle and re-checks its parity on the phone")
+    p.add_argument("platform", choices=["android", "ios"])
+    p.add_argument("bundle", help="bundle folder written by edgeexport convert")
+    p.add_argument("-o", "--output", required=True, help="new (or empty) folder for the project")
+    p.add_argument("--name", help="app name (default: from the manifest's source model)")
+    p.add_argument("--preprocess", help="image preprocessing when the manifest has none: "
+                                        "'imagenet' or 'resize=256,crop=224,mean=a/b/c,std=a/b/c,"
+                                        "layout=nchw'")
+    p.add_argument("--labels", help="class names, one a line (default: the manifest's labels)")
+    _common(p)
+
     p = sub.add_parser("targets", help="the targets and the op support matrix")
     p.add_argument("--ops", action="store_true", help="print the full op support matrix")
     _common(p)

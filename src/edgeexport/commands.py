@@ -16,8 +16,8 @@ from edgeexport.exporter import parse_input_spec
 from edgeexport.progress import StageProgress
 from edgeexport.quantize.cli import cmd_quantize
 
-__all__ = ["cmd_bench", "cmd_convert", "cmd_export", "cmd_inspect", "cmd_quantize", "cmd_run",
-           "cmd_targets", "cmd_validate"]
+__all__ = ["cmd_app", "cmd_bench", "cmd_convert", "cmd_export", "cmd_inspect", "cmd_quantize",
+           "cmd_run", "cmd_targets", "cmd_validate"]
 
 
 def _input_specs(args: argparse.Namespace) -> list:
@@ -346,4 +346,22 @@ def cmd_targets(args: argparse.Namespace) -> int:
             cells = {"yes": "yes", "no": "-"}
             print(op.ljust(24) + "".join(cells.get(row.get(n, "no"), "cond").ljust(10)
                                          for n in names))
+    return EXIT_OK
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from edgeexport.apps import make_app
+
+    project = make_app(args.platform, args.bundle, args.output, name=args.name,
+                       preprocess=args.preprocess, labels=args.labels)
+    if args.json:
+        emit_json({"ok": True, **project.to_json()})
+        return EXIT_OK
+    print(f"wrote {project.out}: {args.platform} app '{project.name}' ({project.app_id}), "
+          f"{project.files} files, bundle in {project.bundle_dir.relative_to(project.out)}")
+    for note in project.notes:
+        print(f"  note: {note}")
+    guide = "android/README.md" if args.platform == "android" else "ios/README.md"
+    print(f"  next: open it in {'Android Studio' if args.platform == 'android' else 'Xcode'} "
+          f"({guide} has the steps)")
     return EXIT_OK

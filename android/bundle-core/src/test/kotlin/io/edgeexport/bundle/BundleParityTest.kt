@@ -1,0 +1,124 @@
+// Real bundles written by `edgeexport convert` (tests/apps/test_android_core.py makes them):
+// the manifest and parity tensors are read here, and the outputs LiteRT gave for the parity
+// inputs (computed in Python and saved as .bin: the pre-JNI step, until the native runner's JNI
+// bridge runs the .tflite from the JVM) go through ParityCheck. Its statistics must equal
+// report.json's to 1e-6. Also: the shipped photos through the manifest's preprocessing.
+package io.edgeexport.bundle
+
+import org.json.JSONObject
+import org.junit.Assert.assertArrayEquals
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
+import org.junit.Test
+import java.io.File
+
+/** Outputs a real runtime produced for this bundle's parity inputs, replayed in sample order. */
+class RecordedOutputsRunner(private val case: JSONObject, private val bundle: Bundle) : ModelRunner {
+    override val name: String = case.getString("runtime") + " (recorded)"
+    private var next = 0
+
+    override fun run(inputs: Map<String, Tensor>): Map<String, Tensor> {
+        val sample = case.getJSONArray("samples").getJSONObject(next)
+        // the inputs ParityCheck feeds must be the ones the runtime was given for this sample
+        val fed = sample.getJSONObject("inputs")
+        assertEquals(fed.length(), inputs.size)
+        for ((name, t) in inputs) {
+            assertArrayEquals("sample $next input $name", File(fed.getString(name)).readBytes(), t.data)
+        }
+        val outs = sample.getJSONObject("outputs")
+        val result = LinkedHashMap<String, Tensor>()
+        for (k in outs.keys()) {
+            val o = outs.getJSONObject(k.toString())
+            val shape = o.getJSONArray("shape").let { a -> IntArray(a.length()) { a.getInt(it) } }
+            result[k.toString()] = Tensor(shape, DType.of(o.getString("dtype")), File(o.getString("path")).readBytes())
+        }
+        next++
+        return result
+    }
+}
+
+class BundleParityTest {
+    private val cases: JSONObject by lazy {
+        val path = System.getProperty("edgeexport.cases") ?: error("run with -Dedgeexport.cases=FILE")
+        JSONObject(File(path).readText())
+    }
+
+    @Test
+    fun parityStatisticsEqualReportJson() {
+        val bundles = cases.getJSONArray("bundles")
+        assertTrue("no bundles given", bundles.length() > 0)
+        for (i in 0 until bundles.length()) {
+            val case = bundles.getJSONObject(i)
+            val dir = File(case.getString("bundle"))
+            val bundle = Bundle.open(dir)
+            assertEquals("$dir: files differing from the manifest's sha256", emptyList<String>(), bundle.verify())
+            val report = JSONObject(File(dir, "report.json").readText())
+            val row = (0 until report.getJSONArray("parity").length())
+                .map { report.getJSONArray("parity").getJSONObject(it) }
+                .first { it.getString("runtime") == case.getString("runtime") }
+            val outcome = ParityCheck.run(bundle, RecordedOutputsRunner(case, bundle))
+            val where = "${dir.name} (${bundle.manifest.target}, ${bundle.manifest.precision})"
+            check(where, row, outcome.total!!)
+            val perOutput = row.getJSONObject("per_output")
+            assertEquals(where, perOutput.length(), outcome.perOutput.size)
+            for ((name, s) in outcome.perOutput) check("$where $name", perOutput.getJSONObject(name), s)
+            assertEquals(where, row.getBoolean("passed"), outcome.passed)
+            val v = row.getJSONArray("violations")
+            assertEquals(where, List(v.length()) { v.getString(it) }, outcome.violations)
+            println("$where\n${outcome.table()}")
+        }
+    }
+
+    private fun check(where: String, want: JSONObject, got: ErrorStats) {
+        assertEquals("$where max_abs_err", want.getDouble("max_abs_err"), got.maxAbsErr, 1e-6)
+        assertEquals("$where max_rel_err", want.getDouble("max_rel_err"), got.maxRelErr, 1e-6)
+        assertEquals("$where cosine", want.getDouble("cosine"), got.cosine, 1e-6)
+        if (want.get("sqnr_db") is Number) assertEquals("$where sqnr_db", want.getDouble("sqnr_db"), got.sqnrDb, 1e-6)
+        if (want.isNull("top1_agreement")) {
+            assertEquals("$where top1", null, got.top1Agreement)
+        } else {
+            assertEquals("$where top1", want.getDouble("top1_agreement"), got.top1Agreement!!, 1e-6)
+        }
+    }
+
+    @Test
+    fun manifestDescribesTheArtifact() {
+        val bundles = cases.getJSONArray("bundles")
+        for (i in 0 until bundles.length()) {
+            val dir = File(bundles.getJSONObject(i).getString("bundle"))
+            val m = Bundle.open(dir).manifest
+            assertTrue(File(dir, m.artifact).isFile)
+            assertEquals("tflite", m.artifactFormat)
+            assertTrue(m.inputs.isNotEmpty() && m.outputs.isNotEmpty())
+            for (e in m.parity) {
+                val t = Bundle.open(dir).tensor(e)
+                assertEquals(Tensor.count(e.shape), t.size)
+            }
+        }
+    }
+
+    @Test
+    fun photosPreprocessLikePython() {
+        val photos = cases.optJSONArray("photos") ?: return
+        assertTrue(photos.length() > 0)
+        for (i in 0 until photos.length()) {
+            val p = photos.getJSONObject(i)
+            val w = p.getInt("width")
+            val h = p.getInt("height")
+            val rgb = File(p.getString("rgb")).readBytes()
+            val argb = IntArray(w * h) { k ->
+                (0xff shl 24) or ((rgb[3 * k].toInt() and 0xff) shl 16) or ((rgb[3 * k + 1].toInt() and 0xff) shl 8) or (rgb[3 * k + 2].toInt() and 0xff)
+            }
+            val pp = Preprocessing.fromJson(p.getJSONObject("preprocessing"))
+            val inp = p.getJSONObject("input")
+            val spec = TensorSpec("x", inp.getJSONArray("shape").let { a -> IntArray(a.length()) { a.getInt(it) } },
+                "float32", inp.getString("layout"), null)
+            val mine = pp.toTensor(argb, w, h, spec).toFloats()
+            val want = Tensor(spec.shape, DType.FLOAT32, File(p.getString("tensor")).readBytes()).toFloats()
+            var maxDiff = 0.0
+            for (k in mine.indices) maxDiff = maxOf(maxDiff, Math.abs((mine[k] - want[k]).toDouble()))
+            println("photo ${p.getString("name")} ${w}x$h: max |kotlin - python| = $maxDiff")
+            assertTrue("photo ${p.getString("name")}: max |kotlin - python| = $maxDiff > 1/255", maxDiff <= 1.0 / 255)
+        }
+    }
+}

@@ -1,0 +1,233 @@
+// Image -> input tensor as the manifest's `preprocessing` says, computing what edgeexport's
+// `--preprocess` path computes with Pillow (same fixed-point bilinear resize, same center crop,
+// same float32 arithmetic); the Kotlin core does the same, both checked on the shared vectors.
+import Foundation
+#if canImport(CoreGraphics)
+import CoreGraphics
+#endif
+
+/// `preprocessing` keys read (all optional): resize (Int: shorter side, or [h, w]), crop (Int or
+/// [h, w]), mean, std, layout ("nchw" | "nhwc"), channel_order ("rgb" | "bgr" | "gray"),
+/// value_range ([lo, hi] that pixel 0...255 maps onto; default [0, 1]); and edgeexport's own
+/// spelling scale (x = pixel / scale) and mode ("RGB" | "L").
+public struct Preprocessing: Codable {
+    public var resize: [Int]?
+    public var crop: [Int]?
+    public var mean: [Double] = [0]
+    public var std: [Double] = [1]
+    public var layout: String?
+    public var channelOrder: String = "rgb"
+    public var valueRange: [Double] = [0, 1]
+
+    enum CodingKeys: String, CodingKey { case resize, crop, mean, std, layout, channelOrder, valueRange, scale, mode }
+
+    public init(resize: [Int]? = nil, crop: [Int]? = nil, mean: [Double] = [0], std: [Double] = [1],
+                layout: String? = nil, channelOrder: String = "rgb", valueRange: [Double] = [0, 1]) {
+        self.resize = resize; self.crop = crop; self.mean = mean; self.std = std
+        self.layout = layout; self.channelOrder = channelOrder; self.valueRange = valueRange
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func sizes(_ k: CodingKeys) -> [Int]? {
+            if let v = try? c.decode(Int.self, forKey: k) { return [v] }
+            return try? c.decode([Int].self, forKey: k)
+        }
+        func floats(_ k: CodingKeys) -> [Double]? {
+            if let v = try? c.decode(Double.self, forKey: k) { return [v] }
+            return try? c.decode([Double].self, forKey: k)
+        }
+        resize = sizes(.resize)
+        crop = sizes(.crop)
+        mean = floats(.mean) ?? [0]
+        std = floats(.std) ?? [1]
+        layout = (try? c.decode(String.self, forKey: .layout))?.lowercased()
+        let mode = (try? c.decode(String.self, forKey: .mode))?.lowercased()
+        channelOrder = (try? c.decode(String.self, forKey: .channelOrder))?.lowercased() ?? (mode == "l" ? "gray" : "rgb")
+        if let r = try? c.decode([Double].self, forKey: .valueRange) {
+            valueRange = r
+        } else if let s = try? c.decode(Double.self, forKey: .scale) {
+            valueRange = [0, 255 / s]
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(resize, forKey: .resize)
+        try c.encodeIfPresent(crop, forKey: .crop)
+        try c.encode(mean, forKey: .mean)
+        try c.encode(std, forKey: .std)
+        try c.encodeIfPresent(layout, forKey: .layout)
+        try c.encode(channelOrder, forKey: .channelOrder)
+        try c.encode(valueRange, forKey: .valueRange)
+    }
+
+    /// Pixels to the tensor `input` takes (its shape and layout: the manifest's input layout,
+    /// else ours, else NCHW), float32.
+    public func tensor(_ image: PixelImage, input: TensorSpec) throws -> Tensor {
+        let shape = input.shape.values.map { $0 < 0 ? 1 : $0 }
+        guard shape.count == 4 else { throw BundleError("input '\(input.name)' \(shape) is not an image batch") }
+        let nchw = (input.layout?.lowercased() ?? layout ?? "nchw") == "nchw"
+        let (h, w, c) = nchw ? (shape[2], shape[3], shape[1]) : (shape[1], shape[2], shape[3])
+        let channels = channelOrder == "gray" ? 1 : 3
+        guard c == channels else { throw BundleError("input '\(input.name)' has \(c) channels, preprocessing gives \(channels)") }
+        let src = channels == 1 && image.channels == 3 ? image.gray() : image
+        return Tensor.float32(shape: shape, values: normalize(resizeAndCrop(src, height: h, width: w), nchw: nchw))
+    }
+
+    public func resizeAndCrop(_ src: PixelImage, height h: Int, width w: Int) -> PixelImage {
+        var im = src
+        if let r = resize {
+            if r.count == 2 {
+                im = im.resizeBilinear(width: r[1], height: r[0])
+            } else { // Python: s = resize / min(w, h); round() is half-to-even
+                let s = Double(r[0]) / Double(min(im.width, im.height))
+                im = im.resizeBilinear(width: max(1, Int((Double(im.width) * s).rounded(.toNearestOrEven))),
+                                       height: max(1, Int((Double(im.height) * s).rounded(.toNearestOrEven))))
+            }
+        }
+        let (ch, cw): (Int, Int) = crop.map { $0.count == 2 ? ($0[0], $0[1]) : ($0[0], $0[0]) } ?? (h, w)
+        if (im.width != cw || im.height != ch) && im.width >= cw && im.height >= ch {
+            im = im.crop(left: (im.width - cw) / 2, top: (im.height - ch) / 2, width: cw, height: ch)
+        }
+        if im.width != w || im.height != h { im = im.resizeBilinear(width: w, height: h) }
+        return im
+    }
+
+    /// float32 in Python's order: pixel / scale (+ lo), then (x - mean) / std.
+    public func normalize(_ im: PixelImage, nchw: Bool) -> [Float] {
+        let c = im.channels, plane = im.width * im.height
+        let lo = Float(valueRange[0])
+        let scale = Float(255.0 / (valueRange[1] - valueRange[0]))
+        let m = (0..<c).map { Float(mean[mean.count == 1 ? 0 : $0]) }
+        let s = (0..<c).map { Float(std[std.count == 1 ? 0 : $0]) }
+        var out = [Float](repeating: 0, count: plane * c)
+        for p in 0..<plane {
+            for k in 0..<c {
+                let src = channelOrder == "bgr" ? c - 1 - k : k
+                var x = Float(im.pixels[p * c + src]) / scale
+                if lo != 0 { x += lo }
+                out[nchw ? k * plane + p : p * c + k] = (x - m[k]) / s[k]
+            }
+        }
+        return out
+    }
+}
+
+/// 8-bit image, channels interleaved (RGB or L).
+public struct PixelImage {
+    public let width: Int, height: Int, channels: Int
+    public let pixels: [Int32]
+
+    public init(width: Int, height: Int, channels: Int, pixels: [Int32]) {
+        self.width = width; self.height = height; self.channels = channels; self.pixels = pixels
+    }
+
+    /// From RGB bytes, row-major (what the shared vectors hold).
+    public init(rgb: [UInt8], width: Int, height: Int) {
+        self.init(width: width, height: height, channels: 3, pixels: rgb.map { Int32($0) })
+    }
+
+    #if canImport(CoreGraphics)
+    /// Draws the image into 8-bit sRGB RGBA (alpha dropped; color-managed by CoreGraphics).
+    public init(cgImage: CGImage) throws {
+        let w = cgImage.width, h = cgImage.height
+        var rgba = [UInt8](repeating: 0, count: w * h * 4)
+        let drawn: Bool = rgba.withUnsafeMutableBytes { buf in
+            guard let space = CGColorSpace(name: CGColorSpace.sRGB),
+                  let ctx = CGContext(data: buf.baseAddress, width: w, height: h, bitsPerComponent: 8, bytesPerRow: w * 4,
+                                      space: space, bitmapInfo: CGImageAlphaInfo.noneSkipLast.rawValue) else { return false }
+            ctx.draw(cgImage, in: CGRect(x: 0, y: 0, width: w, height: h))
+            return true
+        }
+        guard drawn else { throw BundleError("cannot draw the image into an 8-bit RGB buffer") }
+        var px = [Int32](repeating: 0, count: w * h * 3)
+        for i in 0..<(w * h) {
+            px[3 * i] = Int32(rgba[4 * i]); px[3 * i + 1] = Int32(rgba[4 * i + 1]); px[3 * i + 2] = Int32(rgba[4 * i + 2])
+        }
+        self.init(width: w, height: h, channels: 3, pixels: px)
+    }
+    #endif
+
+    /// Pillow's convert("L"): ITU-R 601-2 luma in 16-bit fixed point.
+    public func gray() -> PixelImage {
+        var out = [Int32](repeating: 0, count: width * height)
+        for i in 0..<(width * height) {
+            out[i] = (pixels[3 * i] * 19595 + pixels[3 * i + 1] * 38470 + pixels[3 * i + 2] * 7471 + 0x8000) >> 16
+        }
+        return PixelImage(width: width, height: height, channels: 1, pixels: out)
+    }
+
+    public func crop(left: Int, top: Int, width w: Int, height h: Int) -> PixelImage {
+        var out = [Int32]()
+        out.reserveCapacity(w * h * channels)
+        for y in 0..<h {
+            let start = ((top + y) * width + left) * channels
+            out.append(contentsOf: pixels[start..<(start + w * channels)])
+        }
+        return PixelImage(width: w, height: h, channels: channels, pixels: out)
+    }
+
+    /// Pillow's Image.resize(..., BILINEAR) for 8-bit images: triangle filter widened by the
+    /// downscale factor, 22-bit fixed-point coefficients, horizontal then vertical pass.
+    public func resizeBilinear(width ow: Int, height oh: Int) -> PixelImage {
+        var im = self
+        if ow != width { im = im.pass(ow, horizontal: true) }
+        if oh != height { im = im.pass(oh, horizontal: false) }
+        return im
+    }
+
+    static let precisionBits: Int32 = 32 - 8 - 2
+
+    private func pass(_ outSize: Int, horizontal: Bool) -> PixelImage {
+        let inSize = horizontal ? width : height
+        let (bounds, kk, ksize) = PixelImage.coefficients(inSize: inSize, outSize: outSize)
+        let ow = horizontal ? outSize : width, oh = horizontal ? height : outSize
+        var out = [Int32](repeating: 0, count: ow * oh * channels)
+        for y in 0..<oh {
+            for x in 0..<ow {
+                let o = horizontal ? x : y
+                let lo = bounds[2 * o], n = bounds[2 * o + 1]
+                for c in 0..<channels {
+                    var ss: Int32 = 1 << (PixelImage.precisionBits - 1)
+                    for i in 0..<n {
+                        let src = horizontal ? (y * width + lo + i) : ((lo + i) * width + x)
+                        ss &+= pixels[src * channels + c] &* kk[o * ksize + i]
+                    }
+                    out[(y * ow + x) * channels + c] = ss >= (1 << (PixelImage.precisionBits + 8)) ? 255 : (ss <= 0 ? 0 : ss >> PixelImage.precisionBits)
+                }
+            }
+        }
+        return PixelImage(width: ow, height: oh, channels: channels, pixels: out)
+    }
+
+    private static func coefficients(inSize: Int, outSize: Int) -> ([Int], [Int32], Int) {
+        let scale = Double(inSize) / Double(outSize)
+        let filterscale = max(scale, 1.0)
+        let support = filterscale
+        let ksize = Int(support.rounded(.up)) * 2 + 1
+        var bounds = [Int](repeating: 0, count: outSize * 2)
+        var kk = [Int32](repeating: 0, count: outSize * ksize)
+        var k = [Double](repeating: 0, count: ksize)
+        let one = Double(1 << precisionBits)
+        for xx in 0..<outSize {
+            let center = (Double(xx) + 0.5) * scale
+            let ss = 1.0 / filterscale
+            let xmin = max(Int(center - support + 0.5), 0)   // Int() truncates toward zero, as C's (int)
+            let xmax = min(Int(center + support + 0.5), inSize) - xmin
+            var ww = 0.0
+            for x in 0..<max(xmax, 0) {
+                let t = abs((Double(x + xmin) - center + 0.5) * ss)
+                k[x] = t < 1 ? 1 - t : 0
+                ww += k[x]
+            }
+            for x in 0..<ksize {
+                let v = x < xmax ? (ww != 0 ? k[x] / ww : k[x]) : 0
+                kk[xx * ksize + x] = Int32(v < 0 ? -0.5 + v * one : 0.5 + v * one)
+            }
+            bounds[2 * xx] = xmin
+            bounds[2 * xx + 1] = xmax
+        }
+        return (bounds, kk, ksize)
+    }
+}
