@@ -1,16 +1,18 @@
 """Read an ExportedProgram (.pt2) without unpickling anything: a model file never runs code unless
 the user passes --trust-pickle. Every member that torch.export.load would unpickle is refused.
-
-torch.export.load (torch 2.13, torch/export/pt2_archive/_package.py) unpickles with plain pickle
-or `torch.load(weights_only=False)`: weights and tensor constants marked `use_pickle` (tensor
-subclasses), opaque constants (`opaque_obj_*`, pickle.loads), TorchScript objects (`custom_obj_*`),
-the legacy `data/weights/<model>.pt` and `data/constants/<model>.pt`, and the sample inputs
-`data/sample_inputs/<model>.pt`, which `deserialize_torch_artifact` retries with
-weights_only=False when the safe load fails. It also dlopens `data/aotinductor/` libraries.
-Here the archive is read once into memory, the payload configs are checked first, raw tensors are
-read by torch's own raw-byte reader, and the sample inputs are decoded with the weights-only
-unpickler; the deserializer is then handed decoded objects, so it has no bytes left to unpickle.
 """
+
+# torch.export.load (torch 2.13, torch/export/pt2_archive/_package.py) unpickles with plain pickle
+# or `torch.load(weights_only=False)`: weights and tensor constants marked `use_pickle` (tensor
+# subclasses), opaque constants (`opaque_obj_*`, pickle.loads), TorchScript objects
+# (`custom_obj_*`), the legacy `data/weights/<model>.pt` and `data/constants/<model>.pt`, and the
+# sample inputs `data/sample_inputs/<model>.pt`, which `deserialize_torch_artifact` retries with
+# weights_only=False when the safe load fails. It also loads every program under models/ and
+# dlopens `data/aotinductor/` libraries. Here the archive is read once into memory, only the
+# program "model" is read, its payload configs are checked first, raw tensors are read by torch's
+# own raw-byte reader, the sample inputs are decoded with the weights-only unpickler, and the
+# deserializer is handed decoded objects, so it has no bytes left to unpickle. Members nothing
+# here reads (aotinductor, executorch, extra/, other programs) are never opened.
 
 from __future__ import annotations
 
