@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -114,3 +115,28 @@ def test_broken_manifest_is_one_line(bundle: Path, tmp_path: Path) -> None:
     b = _copy(bundle, tmp_path)
     (b / "manifest.json").write_text("{not json")
     _assert_clean_refusal(_validate(b), tmp_path, "manifest.json", "json")
+
+
+def test_mlpackage_item_outside_the_package(tmp_path: Path) -> None:
+    """coremltools follows Manifest.json's item paths out of the package: run and validate
+    refuse them (the bundle is rehashed, so the path is what is refused)."""
+    out = tmp_path / "cm"
+    proc = run_cli("convert", "edgeexport.zoo:resnet_small", "--input-shape", "1,3,64,64",
+                   "--target", "coreml", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pkg = out / "model.mlpackage"
+    spec = next((pkg / "Data").rglob("model.mlmodel"))
+    shutil.move(spec, tmp_path / "outside.mlmodel")  # a working spec, outside the bundle
+    index = json.loads((pkg / "Manifest.json").read_text())
+    item = next(e for e in index["itemInfoEntries"].values() if e["path"].endswith(".mlmodel"))
+    item["path"] = "../../../outside.mlmodel"  # from cm/model.mlpackage/Data/
+    (pkg / "Manifest.json").write_text(json.dumps(index))
+    manifest = _manifest(out)
+    del manifest["files"][spec.relative_to(out).as_posix()]
+    _write_manifest(out, manifest, rehash="model.mlpackage/Manifest.json")
+    _assert_clean_refusal(_validate(out), tmp_path, "Manifest.json", "outside.mlmodel")
+    parity = next(e for e in manifest["parity"] if e["kind"] == "input")
+    x = np.fromfile(out / parity["path"], dtype="<f4").reshape(parity["shape"])
+    np.save(tmp_path / "x.npy", x)
+    proc = run_cli("run", str(pkg), "--input", f"{parity['tensor']}={tmp_path / 'x.npy'}")
+    _assert_clean_refusal(proc, tmp_path, "Manifest.json", "outside.mlmodel")

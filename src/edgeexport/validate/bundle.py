@@ -142,10 +142,11 @@ def read_manifest(out: Path) -> dict[str, Any]:
 def verify(out: Path, manifest: dict[str, Any]) -> None:
     """Refuse (UsageError, naming the file) a bundle that differs from what its manifest
     records, before anything in it runs: a path that leaves the folder (absolute, `..`, a
-    symlink), a listed file missing or with another sha256, a file that is not listed, or an
-    ONNX artifact whose external data lies outside the folder."""
+    symlink), a listed file missing or with another sha256, a file that is not listed, an ONNX
+    artifact whose external data or an .mlpackage whose item index points outside the folder."""
     from edgeexport import runtimes
     from edgeexport.ir import check_external_data
+    from edgeexport.runtimes.mil import check_package_items
 
     out = Path(out)
     source = out / "manifest.json"
@@ -174,8 +175,15 @@ def verify(out: Path, manifest: dict[str, Any]) -> None:
         if not full.exists():
             raise UsageError(f"{source}: {what} {rel!r} does not exist in the bundle; convert "
                              "the model again")
-        if what != "parity" and full.is_file() and runtimes.artifact_format(full) == "onnx":
+        try:
+            fmt = runtimes.artifact_format(full) if what != "parity" else None
+        except ValueError:
+            raise UsageError(f"{source}: {what} {rel!r} is a folder but not an .mlpackage; "
+                             "convert the model again") from None
+        if fmt == "onnx":
             check_external_data(full)
+        elif fmt == "mlpackage":
+            check_package_items(full)
 
 
 def load_parity_tensors(out: Path, manifest: dict[str, Any]
