@@ -37,7 +37,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="one per input, e.g. 1,3,224,224 or input_ids=1,128:int64")
     p.add_argument("--dynamic-batch", action="store_true", help="keep the batch axis symbolic")
     p.add_argument("--trust-pickle", action="store_true",
-                   help="allow loading pickled nn.Module files (unpickling runs code)")
+                   help="allow loading pickled nn.Module files and pickles inside a .pt2 "
+                        "(unpickling runs code)")
+    p.add_argument("--allow-cwd-import", action="store_true",
+                   help="let package.module:factory import modules from the current directory")
     p.add_argument("--output-names", help="comma-separated names for the outputs")
     p.add_argument("--no-optimize", action="store_true", help="skip the optimization passes")
 
@@ -180,6 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def _drop_cwd_from_path() -> None:
+    """`python -m edgeexport.cli` puts the current directory first on sys.path (the console
+    script does not); a stray onnxruntime.py or torch.py there would then be imported instead
+    of the real package. Only --allow-cwd-import puts it back, for package.module:factory."""
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+
+
 def _fail(message: str, code: int, as_json: bool) -> None:
     print(f"edgeexport: error: {message}", file=sys.stderr)
     if as_json:
@@ -191,4 +202,5 @@ def emit_json(data: Any) -> None:
 
 
 if __name__ == "__main__":
+    _drop_cwd_from_path()
     sys.exit(main())

@@ -33,7 +33,8 @@ def _options(args: argparse.Namespace, target: str) -> Any:
 
     return ConvertOptions(
         target=target, input_specs=_input_specs(args), dynamic_batch=args.dynamic_batch,
-        trust_pickle=args.trust_pickle, optimize=not args.no_optimize,
+        trust_pickle=args.trust_pickle, allow_cwd_import=args.allow_cwd_import,
+        optimize=not args.no_optimize,
         quantize=getattr(args, "quantize", None),
         calibration_data=getattr(args, "calibration_data", None),
         calibration_method=getattr(args, "calibration_method", None),

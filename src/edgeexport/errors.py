@@ -6,6 +6,12 @@ UsageError is the user's input (exit 2); ConversionError is our failure to conve
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
 class EdgeExportError(Exception):
     """Base class: the message is the whole story, shown on one line without a traceback."""
 

@@ -9,7 +9,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import onnx_ir as ir
@@ -36,8 +36,58 @@ def np_dtype(dtype: ir.DataType) -> np.dtype:
 
 
 def load(path: str | os.PathLike) -> ir.Model:
-    """Load an .onnx file (and its external data) as an IR model."""
+    """Load an .onnx file (and its external data, from inside its folder only) as an IR model."""
+    check_external_data(path)
     return ir.load(os.fspath(path))
+
+
+def check_external_data(path: str | os.PathLike) -> None:
+    """Refuse (UsageError) an .onnx file whose external data lies outside its folder: an
+    initializer's `location` may be absolute or climb out with `..`, and onnx, onnx_ir and
+    onnxruntime would read whatever file it names. Run this before any of them loads the file."""
+    import onnx
+
+    from edgeexport.paths import resolve_inside
+
+    try:
+        model = onnx.load_model(os.fspath(path), load_external_data=False)
+    except Exception:
+        return  # not parseable: the loader that comes next says so in its own words
+    folder = os.path.dirname(os.fspath(path))
+    for tensor in _proto_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+            resolve_inside(folder, location, path, f"external data of tensor '{tensor.name}'")
+
+
+def _proto_tensors(model: Any) -> Iterator[Any]:
+    """Every TensorProto of a ModelProto: initializers, sparse ones, node attributes, subgraphs
+    and functions."""
+    def graph(g: Any) -> Iterator[Any]:
+        yield from g.initializer
+        for sparse in g.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        yield from nodes(g.node)
+
+    def nodes(node_list: Iterable[Any]) -> Iterator[Any]:
+        for n in node_list:
+            for a in n.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+                sparse = list(a.sparse_tensors)
+                if a.HasField("sparse_tensor"):
+                    sparse.append(a.sparse_tensor)
+                for sp in sparse:
+                    yield from (sp.values, sp.indices)
+                if a.HasField("g"):
+                    yield from graph(a.g)
+                for sub in a.graphs:
+                    yield from graph(sub)
+
+    yield from graph(model.graph)
+    for f in model.functions:
+        yield from nodes(f.node)
 
 
 def to_bytes(model: ir.Model) -> bytes:

@@ -34,6 +34,7 @@ class ConvertOptions:
     input_specs: list[InputSpec] = field(default_factory=list)
     dynamic_batch: bool = False
     trust_pickle: bool = False
+    allow_cwd_import: bool = False
     optimize: bool = True
     quantize: str | None = None
     calibration_data: str | None = None
@@ -83,7 +84,8 @@ def export_and_optimize(model: str, opts: ConvertOptions, timer: Timer,
     progress("export", model)
     with timer.stage("export"):
         result = export(model, input_specs=opts.input_specs, dynamic_batch=opts.dynamic_batch,
-                        trust_pickle=opts.trust_pickle, output_names=opts.output_names)
+                        trust_pickle=opts.trust_pickle, output_names=opts.output_names,
+                        allow_cwd_import=opts.allow_cwd_import)
     progress("passes", "optimize")
     with timer.stage("passes"):
         report = passes.optimize(result.model) if opts.optimize else passes.PassReport()

@@ -93,6 +93,7 @@ def test_validate_per_layer_names_layers(bundle: Path) -> None:
 
 
 def test_parity_failure_exits_3(bundle: Path, tmp_path) -> None:
+    import hashlib
     import shutil
 
     broken = tmp_path / "broken"
@@ -101,6 +102,11 @@ def test_parity_failure_exits_3(bundle: Path, tmp_path) -> None:
     exp = next(e for e in manifest["parity"] if e["kind"] == "expected")
     y = np.fromfile(broken / exp["path"], dtype="<f4")
     (y + 1.0).astype("<f4").tofile(broken / exp["path"])  # expected no longer matches
+    # ... and the manifest records it, as if convert had written it: validate refuses a file
+    # whose sha256 differs before it runs anything (tests/validate/test_bundle_integrity.py)
+    digest = hashlib.sha256((broken / exp["path"]).read_bytes()).hexdigest()
+    manifest["files"][exp["path"]] = digest
+    (broken / "manifest.json").write_text(json.dumps(manifest))
     proc = run_cli("validate", str(broken))
     assert proc.returncode == 3
     assert "FAILED" in proc.stdout

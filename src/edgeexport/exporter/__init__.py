@@ -79,16 +79,17 @@ def resolve_specs(loaded: LoadedModel, given: list[InputSpec]) -> list[InputSpec
 def export(model: Any, *, input_specs: list[InputSpec] | None = None,
            example_inputs: tuple | None = None, dynamic_batch: bool = False,
            trust_pickle: bool = False, output_names: list[str] | None = None,
-           seed: int = 0) -> ExportResult:
+           seed: int = 0, allow_cwd_import: bool = False) -> ExportResult:
     """Load MODEL (a path or `package.module:factory`, or an nn.Module from Python), capture it
     and lower it to the edge IR. Passes are not run here.
 
     `example_inputs` (tensors or arrays) fixes the shapes and is also the sample that parity
-    is checked on; otherwise samples are generated from the input specs.
+    is checked on; otherwise samples are generated from the input specs. A factory's module is
+    looked for in the current directory only with `allow_cwd_import`.
     """
     start = time.perf_counter()
     loaded = module_source(model, example_inputs) if not isinstance(model, str) else (
-        load_model(model, trust_pickle=trust_pickle))
+        load_model(model, trust_pickle=trust_pickle, allow_cwd_import=allow_cwd_import))
     specs = resolve_specs(loaded, list(input_specs or []))
     eager = eager_function(loaded)
     trace_batch = 2 if dynamic_batch else None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeexport.errors import UsageError
+from edgeexport.errors import first_line as _first_line
 
 TORCHSCRIPT, EXPORTED_PROGRAM, PICKLED_MODULE, STATE_DICT, ONNX, FACTORY = (
     "torchscript", "exported-program", "pickled-module", "state-dict", "onnx", "factory")
@@ -83,10 +84,11 @@ def _looks_like_onnx(path: Path) -> bool:
     return model.HasField("graph") and (len(model.graph.node) > 0 or len(model.graph.output) > 0)
 
 
-def load_model(text: str, *, trust_pickle: bool = False) -> LoadedModel:
+def load_model(text: str, *, trust_pickle: bool = False,
+               allow_cwd_import: bool = False) -> LoadedModel:
     """Load the MODEL argument of the command line."""
     if _is_factory(text):
-        return _load_factory(text)
+        return _load_factory(text, allow_cwd_import)
     path = Path(text)
     if not path.exists():
         raise UsageError(f"{text}: no such file; pass a model file or package.module:factory")
@@ -96,7 +98,8 @@ def load_model(text: str, *, trust_pickle: bool = False) -> LoadedModel:
 
     kind = detect_kind(path)
     loaded = {
-        TORCHSCRIPT: _load_torchscript, EXPORTED_PROGRAM: _load_program, ONNX: _load_onnx,
+        TORCHSCRIPT: _load_torchscript, ONNX: _load_onnx,
+        EXPORTED_PROGRAM: lambda p: _load_program(p, trust_pickle),
     }.get(kind, lambda p: _load_pickle(p, trust_pickle))(path)
     loaded.sha256 = sha256_file(path)
     return loaded
@@ -127,11 +130,15 @@ def _forward_arg_names(module: Any) -> list[str]:
             return []
 
 
-def _load_program(path: Path) -> LoadedModel:
+def _load_program(path: Path, trust: bool) -> LoadedModel:
     import torch
 
-    try:
-        program = torch.export.load(os.fspath(path))
+    from edgeexport.exporter.pt2 import load_program
+
+    try:  # torch.export.load unpickles members of the file: only when the user trusts it
+        program = torch.export.load(os.fspath(path)) if trust else load_program(path)
+    except UsageError:
+        raise
     except Exception as exc:
         raise UsageError(f"{path}: ExportedProgram could not be loaded ({_first_line(exc)}); "
                          "save it again with torch.export.save") from None
@@ -144,6 +151,9 @@ def _load_program(path: Path) -> LoadedModel:
 def _load_onnx(path: Path) -> LoadedModel:
     import onnx
 
+    from edgeexport.ir import check_external_data
+
+    check_external_data(path)  # before onnx.load_model reads what the initializers name
     try:
         model = onnx.load_model(os.fspath(path))
         onnx.checker.check_model(model, full_check=False)
@@ -187,25 +197,33 @@ def _load_pickle(path: Path, trust: bool) -> LoadedModel:
                        input_names=_forward_arg_names(obj))
 
 
-def _load_factory(text: str) -> LoadedModel:
+def _load_factory(text: str, allow_cwd_import: bool) -> LoadedModel:
     import torch
 
     mod_name, _, attr = text.partition(":")
-    if os.getcwd() not in sys.path:  # let users name modules next to them, like `python -m`
+    # modules next to the user only when asked: a stray onnxruntime.py or torch.py in the
+    # current directory would otherwise shadow the real package for the rest of the run
+    if allow_cwd_import and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
-        raise UsageError(f"{text}: cannot import module '{mod_name}' ({_first_line(exc)})") from None
+        hint = "" if allow_cwd_import else (
+            "; a module in the current directory needs --allow-cwd-import")
+        raise UsageError(f"{text}: cannot import module '{mod_name}' ({_first_line(exc)})"
+                         f"{hint}") from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise UsageError(f"{text}: module '{mod_name}' has no attribute '{attr}'")
         obj = getattr(obj, part)
-    model = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
+    model = obj if isinstance(obj, torch.nn.Module) else _call_factory(text, obj)
     example = None
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[0], torch.nn.Module):
-        model, example = model[0], tuple(model[1])
+        model, example = model[0], model[1]
+        if not isinstance(example, (tuple, list)):
+            raise UsageError(f"{text}: returned ({type(model).__name__}, "
+                             f"{type(example).__name__}); example_inputs must be a tuple")
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{text}: returned a {type(model).__name__}, not an nn.Module "
                          "(or an (nn.Module, example_inputs) pair)")
@@ -215,7 +233,33 @@ def _load_factory(text: str) -> LoadedModel:
                        input_names=_forward_arg_names(model))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+def _call_factory(text: str, obj: Any) -> Any:
+    """Call a factory once, if it is one: a Python function or an nn.Module class that takes no
+    arguments. Anything else (os:getcwd, sys:exit, os:abort, a builtin or foreign class) is
+    refused before it is called."""
+    import inspect
 
+    import torch
+
+    is_module_class = inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
+    if not (inspect.isfunction(obj) or is_module_class):
+        if inspect.isclass(obj):
+            kind = f"the class {obj.__name__}, which is not an nn.Module"
+        elif inspect.isbuiltin(obj) or inspect.isroutine(obj):
+            kind = "a builtin function"
+        else:
+            kind = f"a {type(obj).__name__}"
+        raise UsageError(f"{text}: is {kind}, not a factory; name a Python function or an "
+                         "nn.Module class that builds the model")
+    try:
+        inspect.signature(obj).bind()
+    except TypeError:
+        raise UsageError(f"{text}: the factory takes required arguments; name one that builds "
+                         "the model with no arguments") from None
+    except ValueError:
+        pass  # no signature to read: let the call say
+    try:
+        return obj()
+    except (Exception, SystemExit) as exc:
+        raise UsageError(f"{text}: the factory failed ({type(exc).__name__}: "
+                         f"{_first_line(exc)})") from None

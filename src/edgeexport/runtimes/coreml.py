@@ -68,4 +68,7 @@ class CoreMLRuntime(Runtime):
         reason = self.unavailable_reason()
         if reason is not None:
             raise RuntimeError(reason)
+        from edgeexport.runtimes.mil import check_package_items
+
+        check_package_items(Path(path))
         return CoreMLSession(Path(path), options.get("compute_units"))

@@ -296,6 +296,25 @@ def _value_inference(op: Any, values: dict[str, Any]) -> Any:
 
 # -- the program --------------------------------------------------------------------------------
 
+def check_package_items(package: Path) -> None:
+    """Refuse (UsageError) an .mlpackage whose Manifest.json names an item outside the package:
+    coremltools follows `itemInfoEntries[].path` (relative to Data/) wherever it leads, `..`
+    included. The weight blobs are safe: the MIL loader keeps only their base name."""
+    from edgeexport.errors import UsageError
+    from edgeexport.paths import resolve_inside
+
+    index = Path(package) / "Manifest.json"
+    try:
+        entries = json.loads(index.read_text())["itemInfoEntries"].values()
+        paths = [e["path"] for e in entries]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # not a readable index: coremltools refuses the package in its own words
+    resolve_inside(package, "Manifest.json", index, "package index")
+    for rel in paths:
+        resolve_inside(package, f"Data/{rel}" if isinstance(rel, str) else rel, index,
+                       "package item")
+
+
 class MilProgram:
     """The main function of an .mlpackage's ML Program, ready to execute."""
 
@@ -303,6 +322,7 @@ class MilProgram:
         import coremltools as ct
         from coremltools.converters.mil.frontend.milproto.load import load
 
+        check_package_items(path)
         self.path = Path(path)
         self.spec = ct.utils.load_spec(str(self.path))
         if self.spec.WhichOneof("Type") != "mlProgram":
@@ -434,4 +454,5 @@ class MilInterpreterRuntime(Runtime):
         return MilSession(Path(path))
 
 
-__all__ = ["KERNELS", "MilInterpreterRuntime", "MilProgram", "MilSession"]
+__all__ = ["KERNELS", "MilInterpreterRuntime", "MilProgram", "MilSession",
+           "check_package_items"]

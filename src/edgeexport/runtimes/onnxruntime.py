@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeexport.ir import check_external_data
 from edgeexport.runtimes.base import Runtime, Session
 
 
@@ -15,6 +16,7 @@ class OrtSession(Session):
     def __init__(self, path: Path, threads: int | None = None, optimize: bool = True) -> None:
         import onnxruntime as ort
 
+        check_external_data(path)  # onnxruntime reads external data wherever it points
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:

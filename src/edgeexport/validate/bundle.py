@@ -15,8 +15,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edgeexport.errors import UsageError
+from edgeexport.errors import UsageError, first_line
 from edgeexport.ir import sha256_file
+from edgeexport.paths import resolve_inside
 
 TOOL_PACKAGES = ("edgeexport", "torch", "onnx", "onnx-ir", "onnxscript", "onnxruntime",
                  "ai-edge-litert", "coremltools", "ncnn", "numpy")
@@ -116,11 +117,73 @@ def file_hashes(root: Path) -> dict[str, str]:
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
-    path = Path(out) / "manifest.json"
-    if not path.exists():
+    """The manifest of a bundle, once the bundle has been checked against it (`verify`);
+    validate, bench and anything else that executes a bundle reads it through here."""
+    out = Path(out)
+    path = out / "manifest.json"
+    if not path.is_file():
         raise UsageError(f"{out}: not a bundle (no manifest.json); pass a folder written by "
                          "`edgeexport convert`")
-    return json.loads(path.read_text())
+    resolve_inside(out, "manifest.json", path, "manifest")  # a symlink out of the bundle
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({first_line(exc)}); convert the model "
+                         "again") from None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("files"), dict)
+            and isinstance(manifest.get("artifact"), str)
+            and isinstance(manifest.get("parity", []), list)):
+        raise UsageError(f"{path}: not a bundle manifest (no artifact or files table); "
+                         "convert the model again")
+    verify(out, manifest)
+    return manifest
+
+
+def verify(out: Path, manifest: dict[str, Any]) -> None:
+    """Refuse (UsageError, naming the file) a bundle that differs from what its manifest
+    records, before anything in it runs: a path that leaves the folder (absolute, `..`, a
+    symlink), a listed file missing or with another sha256, a file that is not listed, an ONNX
+    artifact whose external data or an .mlpackage whose item index points outside the folder."""
+    from edgeexport import runtimes
+    from edgeexport.ir import check_external_data
+    from edgeexport.runtimes.mil import check_package_items
+
+    out = Path(out)
+    source = out / "manifest.json"
+    listed = manifest["files"]
+    for rel, digest in listed.items():
+        full = resolve_inside(out, rel, source, "listed file")
+        if not full.is_file():
+            raise UsageError(f"{out / rel}: listed in {source} but missing; the bundle is "
+                             "incomplete, convert the model again")
+        if sha256_file(full) != digest:
+            raise UsageError(f"{out / rel}: sha256 differs from the one {source} records; the "
+                             "file was changed after convert, so the bundle is refused "
+                             "(convert the model again)")
+    for folder, dirs, files in os.walk(out):
+        for name in dirs + files:
+            rel = (Path(folder) / name).relative_to(out).as_posix()
+            resolve_inside(out, rel, source, "bundle entry")
+            if name in files and rel != "manifest.json" and rel not in listed:
+                raise UsageError(f"{out / rel}: not listed in {source} (added after convert?); "
+                                 "remove it or convert the model again")
+    named = [("artifact", manifest["artifact"]), ("ir", manifest.get("ir", manifest["artifact"]))]
+    named += [("parity", e.get("path") if isinstance(e, dict) else None)
+              for e in manifest.get("parity", [])]
+    for what, rel in named:
+        full = resolve_inside(out, rel, source, what)
+        if not full.exists():
+            raise UsageError(f"{source}: {what} {rel!r} does not exist in the bundle; convert "
+                             "the model again")
+        try:
+            fmt = runtimes.artifact_format(full) if what != "parity" else None
+        except ValueError:
+            raise UsageError(f"{source}: {what} {rel!r} is a folder but not an .mlpackage; "
+                             "convert the model again") from None
+        if fmt == "onnx":
+            check_external_data(full)
+        elif fmt == "mlpackage":
+            check_package_items(full)
 
 
 def load_parity_tensors(out: Path, manifest: dict[str, Any]
@@ -128,9 +191,15 @@ def load_parity_tensors(out: Path, manifest: dict[str, Any]
     samples: dict[int, dict[str, np.ndarray]] = {}
     expected: dict[int, dict[str, np.ndarray]] = {}
     for e in manifest.get("parity", []):
-        raw = (Path(out) / e["path"]).read_bytes()
-        arr = np.frombuffer(raw, dtype=np.dtype(e["dtype"]).newbyteorder("<")).reshape(e["shape"])
-        arr = arr.astype(np.dtype(e["dtype"]))
+        path = resolve_inside(out, e["path"], Path(out) / "manifest.json", "parity")
+        try:
+            dtype = np.dtype(e["dtype"])
+            arr = np.frombuffer(path.read_bytes(), dtype=dtype.newbyteorder("<"))
+            arr = arr.reshape(e["shape"]).astype(dtype)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UsageError(f"{path}: does not hold the {e.get('dtype')} tensor of shape "
+                             f"{e.get('shape')} that the manifest lists ({first_line(exc)}); "
+                             "convert the model again") from None
         (samples if e["kind"] == "input" else expected).setdefault(e["sample"], {})[
             e["tensor"]] = arr
     n = max(list(samples) + [-1]) + 1
