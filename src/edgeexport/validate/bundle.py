@@ -123,6 +123,17 @@ def read_manifest(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def read_report(out: Path) -> dict[str, Any]:
+    """The bundle's report.json, or {} when it has none (a bundle copied without it)."""
+    path = Path(out) / "report.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc}); convert the model again") from None
+
+
 def load_parity_tensors(out: Path, manifest: dict[str, Any]
                         ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     samples: dict[int, dict[str, np.ndarray]] = {}
