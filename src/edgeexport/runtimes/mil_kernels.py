@@ -71,13 +71,25 @@ def _letters(n: int, start: str) -> str:
     return "".join(chr(ord(start) + i) for i in range(n))
 
 
+def _conv_args(a: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, int, list[int], list[int]]:
+    """x, weight (float32), groups, strides, dilations of conv / conv_transpose."""
+    w = _f32(a["weight"]).astype(np.float32)
+    spatial = w.ndim - 2
+    return (_f32(a["x"]), w, int(a.get("groups") or 1), _ints(a.get("strides"), spatial, 1),
+            _ints(a.get("dilations"), spatial, 1))
+
+
+def _plus_bias(y: np.ndarray, a: dict[str, Any]) -> np.ndarray:
+    if a.get("bias") is None:
+        return y
+    return y + _f32(a["bias"]).reshape(-1, *[1] * (y.ndim - 2))
+
+
 @_kernel("conv")
 def _conv(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
     # y[n, o, p] = sum_{c in o's group, k} x[n, c, p * stride + k * dilation - pad_begin] w[o, c, k]
-    x, w = _f32(a["x"]), _f32(a["weight"]).astype(np.float32)
-    spatial, groups = w.ndim - 2, int(a.get("groups") or 1)
-    strides = _ints(a.get("strides"), spatial, 1)
-    dilations = _ints(a.get("dilations"), spatial, 1)
+    x, w, groups, strides, dilations = _conv_args(a)
+    spatial = w.ndim - 2
     span = [(k - 1) * d + 1 for k, d in zip(w.shape[2:], dilations)]
     pads = _pads(a, list(x.shape[2:]), span, strides)
     x = np.pad(x, [(0, 0), (0, 0), *pads])
@@ -108,19 +120,15 @@ def _conv(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
         out, ker = _letters(spatial, "h"), _letters(spatial, "r")
         y = np.einsum(f"ngc{out}{ker},goc{ker}->ngo{out}", win, wg, optimize=True)
         y = y.reshape(n, w.shape[0], *y.shape[3:])
-    if a.get("bias") is not None:
-        y = y + _f32(a["bias"]).reshape(-1, *[1] * spatial)
-    return [y]
+    return [_plus_bias(y, a)]
 
 
 @_kernel("conv_transpose")
 def _conv_transpose(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
     # every input element scatters x[n, c, i] * w[c, o, k] into y[n, o, i * stride + k * dilation]
     # (weight is [C_in, C_out / groups, *K]); then the padding is cropped off
-    x, w = _f32(a["x"]), _f32(a["weight"]).astype(np.float32)
-    spatial, groups = w.ndim - 2, int(a.get("groups") or 1)
-    strides = _ints(a.get("strides"), spatial, 1)
-    dilations = _ints(a.get("dilations"), spatial, 1)
+    x, w, groups, strides, dilations = _conv_args(a)
+    spatial = w.ndim - 2
     n, c, size, kernel = x.shape[0], x.shape[1], list(x.shape[2:]), list(w.shape[2:])
     xg = x.reshape(n, groups, c // groups, *size)
     wg = w.reshape(groups, c // groups, *w.shape[1:])
@@ -134,9 +142,7 @@ def _conv_transpose(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
                     for k, d, i, s in zip(offset, dilations, size, strides))
         y[(slice(None), slice(None), *dst)] += t[(Ellipsis, *offset)]
     y = y[(slice(None), slice(None), *_transpose_crop(a, full, size, strides))]
-    if a.get("bias") is not None:
-        y = y + _f32(a["bias"]).reshape(-1, *[1] * spatial)
-    return [y]
+    return [_plus_bias(y, a)]
 
 
 def _transpose_crop(a: dict[str, Any], full: list[int], size: list[int], strides: list[int]
