@@ -175,7 +175,7 @@ def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray])
     if runtimes.artifact_format(ir_path) != "onnx":
         raise UsageError(f"{out}: the bundle has no IR model to compare layers with")
     model = eir.load(ir_path)
-    ref = reference.run(model, feeds, keep_all=True)
+    ref = reference.run(model, image_inputs_as_tensors(manifest, feeds), keep_all=True)
     results = {}
     for name in runtimes.runtimes_for(runtimes.artifact_format(out / manifest["artifact"])):
         rt = runtimes.get(name)
@@ -197,6 +197,20 @@ def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray])
                         first_bad = rows[-1]
         results[name] = {"layers": rows, "first_over_tolerance": first_bad}
     return results
+
+
+def image_inputs_as_tensors(manifest: dict[str, Any], feeds: dict[str, np.ndarray]
+                            ) -> dict[str, np.ndarray]:
+    """The IR's feeds for the artifact's: image inputs (8-bit pixels) preprocessed as the
+    artifact does it first (manifest `image`: pixels * scale + bias)."""
+    from edgeexport.delegates.base import ImageInput
+
+    out = dict(feeds)
+    for d in manifest.get("inputs", []):
+        if d.get("layout") == "image" and d["name"] in out:
+            image = ImageInput(d["name"], d["image"]["scale"], tuple(d["image"]["bias"]))
+            out[d["name"]] = image.preprocess(out[d["name"]])
+    return out
 
 
 def print_layers(layers: dict[str, Any]) -> None:

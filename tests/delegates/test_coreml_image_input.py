@@ -62,6 +62,11 @@ def test_image_input_parity_and_manifest(tmp_path: Path) -> None:
     old = check_runtime("mil-interpreter", tmp_path / "out" / manifest["artifact"],
                         [{"x": implied}], [{"logits": want}], TOLERANCES["fp32"], timing_runs=0)
     assert old.executed and not old.passed
+    # validate --per-layer: the IR (float input) gets the tensor the pixels imply
+    from edgeexport.commands import per_layer
+
+    layers = per_layer(tmp_path / "out", manifest, {"x": pixels})["mil-interpreter"]
+    assert len(layers["layers"]) > 10 and layers["first_over_tolerance"] is None
 
 
 def test_samples_become_the_pixels_they_came_from(tmp_path: Path) -> None:
