@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +16,44 @@ import pytest
 from edgeexport.zoo import EXAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: CI sets CI=true (.ci/run does too): there a test whose runtime or data is missing FAILS
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require(reason: str | None) -> None:
+    """Go on when `reason` is None; else skip the test (or the module) saying why, except in CI,
+    where it fails: CI must not pass without executing the runtimes it claims to test. The
+    only skips left outside this are listed in tests/test_ci_skips.py, each with its reason."""
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and this test cannot run: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_runtime(name: str) -> None:
+    """The runtime `name` (edgeexport.runtimes) must be able to run here."""
+    from edgeexport.runtimes import get
+
+    require(get(name).unavailable_reason())
+
+
+def require_vulkan() -> None:
+    """ncnn must see a Vulkan device (else ncnn-vulkan quietly runs on the CPU)."""
+    require_runtime("ncnn-vulkan")
+    from edgeexport.runtimes.ncnn import vulkan_devices
+
+    require(None if vulkan_devices() else
+            "no Vulkan device (scripts/system-deps.sh installs Mesa's lavapipe)")
+
+
+def require_module(name: str) -> Any:
+    """`pytest.importorskip` that fails in CI: the module, imported."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        require(f"{name} is not installed ({exc}); `make test` installs it")
 
 # short name -> ("edgeexport.zoo:factory", --input-shape values), from the zoo's one table
 MODELS = {short: (f"edgeexport.zoo:{name}", shapes) for short, (name, shapes) in EXAMPLES.items()}

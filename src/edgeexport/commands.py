@@ -90,9 +90,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if not outcome.passed:
             worst = EXIT_PARITY
     if args.json:
-        emit_json([{"ok": o.passed, "out": str(o.out), "report": o.report} for o in results]
-                  if len(results) > 1 else {"ok": results[0].passed, "out": str(results[0].out),
-                                            "report": results[0].report})
+        docs = [{"ok": o.passed, "verdict": o.report["verdict"], "out": str(o.out),
+                 "report": o.report} for o in results]
+        emit_json(docs if len(docs) > 1 else docs[0])
     else:
         for o in results:
             print_report(o.out, o.report)
@@ -108,8 +108,16 @@ def print_report(out: Path, report: dict[str, Any], file: Any = None) -> None:
     print_parity_table(report["parity"], file)
     t = report["timings_s"]
     print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()), file=file)
-    print(f"parity: {'PASSED' if report['passed'] else 'FAILED'} (report: "
-          f"{out / 'report.html'})", file=file)
+    for warning in report.get("warnings", []):
+        print(f"WARNING: {warning}", file=file)
+    print(verdict_line(report["verdict"], report.get("verdict_reason"))
+          + f" (report: {out / 'report.html'})", file=file)
+
+
+def verdict_line(verdict: str, reason: str | None) -> str:
+    """`parity: PASSED`, `parity: FAILED`, or `parity: UNVERIFIED: why` (a verdict that cannot
+    be trusted says so where people look, not only in the JSON)."""
+    return f"parity: {verdict.upper()}" + (f": {reason}" if verdict == "unverified" else "")
 
 
 def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
@@ -118,7 +126,9 @@ def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
     for p in parity:
         def f(v: Any, fmt: str = ".2e") -> str:
             return "-" if v is None else (format(v, fmt) if isinstance(v, float) else str(v))
-        result = ("passed" if p["passed"] else "FAILED: " + "; ".join(p["violations"])) \
+        result = ("passed" if p["passed"] else
+                  f"UNVERIFIED: {p['reason']}" if p.get("verdict") == "unverified" else
+                  "FAILED: " + "; ".join(p["violations"])) \
             if p["executed"] else f"not executed: {p['reason']}"
         rows.append((p["runtime"], f(p.get("device")), "yes" if p["executed"] else "no",
                      f(p["max_abs_err"]), f(p["max_rel_err"]), f(p["cosine"], ".6f"),
@@ -130,8 +140,8 @@ def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from edgeexport import delegates
-    from edgeexport.validate import Tolerance, check_runtime
-    from edgeexport.validate.bundle import load_parity_tensors, read_manifest
+    from edgeexport.validate import Tolerance, check_runtime, decide_verdict
+    from edgeexport.validate.bundle import load_parity_tensors, read_manifest, read_report
     from edgeexport.validate.manifest import errors as manifest_errors
 
     out = Path(args.bundle)
@@ -147,17 +157,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     artifact = out / manifest["artifact"]
     parity = [check_runtime(name, artifact, samples, expected, tolerance).to_json()
               for name in target.runtimes]
-    executed = [p for p in parity if p["executed"]]
-    passed = bool(executed) and all(p["passed"] for p in executed)
+    # the inputs are the bundle's: what convert said of them holds for this run too
+    verdict, reason = decide_verdict(parity, read_report(out).get("parity_inputs_unverified"))
     layers = per_layer(out, manifest, samples[0]) if args.per_layer else None
     if args.json:
-        emit_json({"ok": passed, "parity": parity, "per_layer": layers})
+        emit_json({"ok": verdict == "passed", "verdict": verdict, "verdict_reason": reason,
+                   "parity": parity, "per_layer": layers})
     else:
         print_parity_table(parity)
         if layers is not None:
             print_layers(layers)
-        print(f"parity: {'PASSED' if passed else 'FAILED'}")
-    return EXIT_OK if passed else EXIT_PARITY
+        print(verdict_line(verdict, reason))
+    return EXIT_OK if verdict == "passed" else EXIT_PARITY
 
 
 def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray]) -> dict:

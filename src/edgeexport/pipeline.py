@@ -17,9 +17,9 @@ import onnx_ir as ir
 
 from edgeexport import delegates, passes
 from edgeexport import ir as eir
-from edgeexport.delegates.base import Artifact, Coverage, Target
+from edgeexport.delegates.base import Artifact, Coverage, ImageInput, Target
 from edgeexport.exporter import ExportResult, InputSpec, export
-from edgeexport.validate import TOLERANCES, ParityResult, check_runtime
+from edgeexport.validate import TOLERANCES, ParityResult, check_runtime, decide_verdict
 from edgeexport.validate import bundle as bundle_mod
 from edgeexport.validate import manifest as manifest_mod
 from edgeexport.validate.report_html import render
@@ -94,33 +94,82 @@ def export_and_optimize(model: str, opts: ConvertOptions, timer: Timer,
 
 #: how many calibration samples an int8 artifact's parity is checked on
 INT8_PARITY_SAMPLES = 4
+#: why a verdict on random inputs says nothing about an int8 artifact calibrated on random data
+RANDOM_INT8 = ("int8 calibrated on random data and checked on a random input only: its ranges "
+               "were fitted to such inputs, so agreement there says nothing about real ones; "
+               "pass --calibration-data or --samples with real inputs")
 
 
-def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Callable
-                ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]], str]:
+@dataclass
+class ParitySet:
+    """What parity is measured on: the artifact's inputs and PyTorch's outputs for them."""
+
+    samples: list[dict[str, np.ndarray]]
+    expected: list[dict[str, np.ndarray]]
+    source: str
+    #: why a verdict on these inputs cannot be trusted (None when it can)
+    unverified: str | None = None
+
+
+def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Callable,
+                image_inputs: list[ImageInput] | None = None) -> ParitySet:
     """Sample inputs, the expected outputs for them, and where the inputs came from.
 
-    The exporter's random sample, plus --samples. An int8 artifact calibrated on real data is
-    checked on calibration samples instead of random ones: its ranges were fitted to that data,
-    and random-normal inputs outside them measure clipping, not the conversion.
+    The exporter's random sample, plus --samples. An int8 artifact is judged on real data only
+    (the first calibration samples and --samples): its ranges were fitted to the calibration
+    data, and random-normal inputs outside them measure clipping, not the conversion. With
+    neither (random calibration, no --samples) the verdict is unverified.
+    An image input (CoreML) is fed 8-bit pixels; PyTorch gets the tensor they imply.
     """
     from edgeexport.quantize import calibration
 
     in_names = [s.name for s in result.inputs]
-    samples = [dict(zip(in_names, result.sample))]
-    source = "random normal sample from the input specs"
-    if opts.quantize == "int8" and opts.calibration_data:
-        samples = calibration.load(opts.calibration_data, result.inputs,
-                                   preprocess=opts.calibration_preprocess,
-                                   max_samples=INT8_PARITY_SAMPLES).samples
-        source = f"first {len(samples)} samples of the calibration data {opts.calibration_data}"
+    random = dict(zip(in_names, result.sample))
+    real: list[dict[str, np.ndarray]] = []
+    parts = []
+    if opts.quantize == "int8" and opts.calibration_data not in (None, "random"):
+        real = calibration.load(opts.calibration_data, result.inputs,
+                                preprocess=opts.calibration_preprocess,
+                                max_samples=INT8_PARITY_SAMPLES).samples
+        parts.append(f"first {len(real)} samples of the calibration data "
+                     f"{opts.calibration_data}")
     if opts.samples:
-        samples += calibration.load(opts.samples, result.inputs,
-                                    preprocess=opts.calibration_preprocess).samples
-        source += f", and {opts.samples}"
+        extra = calibration.load(opts.samples, result.inputs,
+                                 preprocess=opts.calibration_preprocess).samples
+        real += extra
+        parts.append(f"{len(extra)} samples of {opts.samples}")
+    unverified = None
+    if opts.quantize == "int8" and real:
+        samples = real
+    else:
+        samples = [random, *real]
+        parts.insert(0, "random normal sample from the input specs")
+        unverified = RANDOM_INT8 if opts.quantize == "int8" else None
+    fed, model_feeds = _image_feeds(samples, random, image_inputs or [], parts)
     out_names = [v.name for v in result.model.graph.outputs]
-    expected = [dict(zip(out_names, eager_outputs(s))) for s in samples]
-    return samples, expected, source
+    expected = [dict(zip(out_names, eager_outputs(s))) for s in model_feeds]
+    return ParitySet(fed, expected, ", and ".join(parts), unverified)
+
+
+def _image_feeds(samples: list[dict[str, np.ndarray]], random: dict[str, np.ndarray],
+                 images: list[ImageInput], parts: list[str]
+                 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+    """(what the artifact is fed, what PyTorch is fed): the same unless an input is an image,
+    which gets 8-bit pixels (uniform random ones for the random sample, else the pixels nearest
+    the sample) while PyTorch gets pixels * scale + bias."""
+    if not images:
+        return samples, samples
+    fed, model_feeds = [], []
+    for i, s in enumerate(samples):
+        pixels = {im.name: (im.random_pixels(s[im.name].shape, seed=i) if s is random
+                            else im.pixels_for(s[im.name])) for im in images}
+        fed.append({**s, **pixels})
+        model_feeds.append({**s, **{im.name: im.preprocess(pixels[im.name]) for im in images}})
+    names = ", ".join(im.name for im in images)
+    parts.append(f"image input {names} as 8-bit pixels (uniform random ones in place of the "
+                 "random normal sample, else the pixels nearest each sample), PyTorch given "
+                 "pixels * scale + bias")
+    return fed, model_feeds
 
 
 def convert(model: str, out: Path, opts: ConvertOptions,
@@ -152,7 +201,9 @@ def convert(model: str, out: Path, opts: ConvertOptions,
 
     if result.eager is None:
         expected_source = "onnxruntime on the source ONNX model, before passes"
-    samples, expected, samples_source = parity_sets(result, opts, eager_outputs)
+    image_inputs = target.image_inputs(result.model, opts.target_options)
+    checked = parity_sets(result, opts, eager_outputs, image_inputs)
+    samples, expected = checked.samples, checked.expected
     labels = manifest_mod.load_labels(opts.labels, list(result.model.graph.outputs))
     declared = manifest_mod.declared_layout(opts.calibration_preprocess)  # bad text: exit 2 now
     precision = opts.quantize or target.precision(opts.target_options)
@@ -174,13 +225,13 @@ def convert(model: str, out: Path, opts: ConvertOptions,
                       for name in target.runtimes]
             parity_entries = bundle_mod.write_parity_tensors(stage / "parity", samples, expected)
         report = build_report(target.name, artifact, coverage, parity, timer, result,
-                              pass_report, quant_info, expected_source)
-        report["parity_inputs"] = samples_source
+                              pass_report, quant_info, expected_source, checked.unverified)
+        report["parity_inputs"] = checked.source
         if labels is not None:
             (stage / manifest_mod.LABELS_FILE).write_text("\n".join(labels[0]) + "\n")
         manifest = build_manifest(target, artifact, result, opts, tolerance.to_json(),
                                   parity_entries, stage, precision, quant_info, (ins, outs),
-                                  samples_source, labels and labels[1])
+                                  checked.source, labels and labels[1], image_inputs)
         bundle_mod.write_json(stage / "report.json", report)
         (stage / "report.html").write_text(render(report))
         manifest["files"] = bundle_mod.file_hashes(stage)
@@ -201,17 +252,23 @@ def _quantize(result: ExportResult, opts: ConvertOptions) -> dict[str, Any]:
 
 def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: list[ParityResult],
                  timer: Timer, result: ExportResult, pass_report: passes.PassReport,
-                 quant_info: dict[str, Any], expected_source: str) -> dict[str, Any]:
-    executed = [p for p in parity if p.executed]
-    passed = bool(executed) and all(p.passed for p in executed)
+                 quant_info: dict[str, Any], expected_source: str,
+                 unverified: str | None = None) -> dict[str, Any]:
+    rows = [p.to_json() for p in parity]
+    verdict, reason = decide_verdict(rows, unverified)
     return {
         "target": target,
         "artifact": artifact.path.name,
         "artifact_bytes": sum(f.stat().st_size for f in _all_files(artifact)),
         "quantization": quant_info,
         "coverage": coverage.to_json(),
-        "parity": [p.to_json() for p in parity],
-        "passed": passed,
+        "parity": rows,
+        # "passed" | "failed" | "unverified" (checked on inputs that cannot show it works)
+        "verdict": verdict,
+        "verdict_reason": reason,
+        "passed": verdict == "passed",
+        "parity_inputs_unverified": unverified,
+        "warnings": list(quant_info.get("warnings", [])),
         "expected_from": expected_source,
         # "direct" (edgeexport's own ATen lowering) or "torch.onnx (why)"; absent for ONNX files
         "lowering": result.model.metadata_props.get("edgeexport.lowering"),
@@ -240,14 +297,20 @@ def build_manifest(target: Target, artifact: Artifact, result: ExportResult,
                    opts: ConvertOptions, tolerance: dict[str, Any],
                    parity_entries: list[dict[str, Any]], stage: Path, precision: str,
                    quant_info: dict[str, Any], io: tuple[list, list], parity_source: str,
-                   labels: dict[str, Any] | None) -> dict[str, Any]:
+                   labels: dict[str, Any] | None,
+                   image_inputs: list[ImageInput] | None = None) -> dict[str, Any]:
     """manifest.json (see validate/manifest.py and its schema)."""
     quantization = {"scheme": quant_info.get("scheme") or "none"}
     quantization.update({k: v for k, v in quant_info.items() if k not in ("scheme", "seconds")
                          and isinstance(v, (str, int, float, bool))})
     source = {"model": result.loaded.source, "kind": result.loaded.kind,
               "sha256": result.loaded.sha256}
-    return manifest_mod.build(
+    manifest = manifest_mod.build(
         target, artifact, result.model, source, precision, quantization, tolerance, io[0], io[1],
         parity_entries, parity_source, opts.target_options, opts.calibration_preprocess, labels,
         stage, bundle_mod.tool_versions())
+    images = {im.name: im for im in image_inputs or []}
+    for entry in manifest["inputs"]:  # an 8-bit image input: what the program does to it first
+        if entry["name"] in images and "coreml" in entry:
+            entry["coreml"].update(images[entry["name"]].describe())
+    return manifest

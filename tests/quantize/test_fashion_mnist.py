@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from edgeexport.zoo import fashion_mnist
+from tests.conftest import require
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not fashion_mnist.available(),
-                    reason="needs the Debian package dataset-fashion-mnist")
 def test_int8_accuracy_within_half_a_point(tmp_path):
+    require(None if fashion_mnist.available() else
+            "needs the Debian package dataset-fashion-mnist (scripts/system-deps.sh)")
     import torch
 
     from edgeexport import passes, quantize

@@ -11,6 +11,7 @@ import pytest
 from edgeexport import ir as eir
 from edgeexport import quantize
 from edgeexport.runtimes.reference import integer
+from tests.conftest import require_runtime
 
 from ._helpers import fresh
 
@@ -39,11 +40,7 @@ def _litert(model, tmp_path, reference_kernels: bool):
     """LiteRT on the emitted .tflite: its default CPU path (XNNPACK) or TFLite's int8
     reference kernels (BUILTIN_REF, the arithmetic the `tflite` rounding reproduces)."""
     from edgeexport import delegates
-    from edgeexport.runtimes.litert import LiteRtRuntime
-
-    reason = LiteRtRuntime().unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require_runtime("litert")
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     art = delegates.load_target("rpi").emit(

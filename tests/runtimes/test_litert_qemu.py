@@ -11,6 +11,7 @@ from torch import nn
 from edgeexport.delegates.tflite import emit_model
 from edgeexport.exporter import export
 from edgeexport.runtimes import get
+from tests.conftest import require_runtime
 
 
 def test_unavailable_without_qemu(monkeypatch) -> None:
@@ -21,10 +22,8 @@ def test_unavailable_without_qemu(monkeypatch) -> None:
 
 @pytest.mark.qemu
 def test_matches_x86_litert(tmp_path) -> None:
+    require_runtime("litert-aarch64-qemu")
     rt = get("litert-aarch64-qemu")
-    reason = rt.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU6(), nn.AdaptiveAvgPool2d(1),
                         nn.Flatten(), nn.Linear(8, 3)).eval()

@@ -73,11 +73,10 @@ def test_run_all_and_names(tmp_path: Path) -> None:
         session.run({})
 
 
-
-def test_fp32_conv_is_bit_exact_with_the_reference(tmp_path: Path) -> None:
-    """A GEMM's float sums depend on OpenBLAS's thread count: the interpreter runs the reference
-    kernels under the reference's thread limit, or W8A8 programs drift at rounding steps."""
-    from edgeexport.runtimes import reference
+def test_fp32_conv_matches_pytorch_and_repeats_exactly(tmp_path: Path) -> None:
+    """The interpreter's own conv kernel against PyTorch's; and the same bits on every run (a
+    GEMM's float sums depend on BLAS's thread count, which the interpreter holds at one)."""
+    import torch
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
@@ -90,8 +89,12 @@ def test_fp32_conv_is_bit_exact_with_the_reference(tmp_path: Path) -> None:
     model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
     path = TARGET.emit(model, tmp_path, argparse.Namespace(precision="fp32")).path
     x = rng.standard_normal((1, 32, 28, 28)).astype(np.float32)
-    np.testing.assert_array_equal(get("mil-interpreter").load(path).run({"x": x})["y"],
-                                  reference.run(model, {"x": x})["y"])
+    session = get("mil-interpreter").load(path)
+    got = session.run({"x": x})["y"]
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(session.run({"x": x})["y"], got)
+
 
 def test_kernels_agree_with_coremltools_value_inference() -> None:
     """Where the interpreter replaces coremltools' value inference (slow, or None past its
@@ -114,6 +117,11 @@ def test_kernels_agree_with_coremltools_value_inference() -> None:
             got = KERNELS["range_1d"](op, {"start": np.int32(start), "end": np.int32(end),
                                            "step": np.int32(step)})[0]
             np.testing.assert_array_equal(got, op.outputs[0].val)
+        for reverse in (False, True):  # (its exclusive=True is the case that breaks)
+            op = mb.cumsum(x=x, axis=1, reverse=reverse).op
+            got = KERNELS["cumsum"](op, {"x": x, "axis": np.int32(1), "reverse": reverse,
+                                         "exclusive": False})[0]
+            np.testing.assert_allclose(got, op.outputs[0].val, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["CRD", "DCR"])

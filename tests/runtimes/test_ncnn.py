@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 from edgeexport.delegates import load_target
 from edgeexport.runtimes import get, ncnn as ncnn_rt
 from edgeexport.runtimes.onnxruntime import OrtSession
+from tests.conftest import require_vulkan
 
 RNG = np.random.default_rng(2)
 REPO = Path(__file__).resolve().parents[2]
@@ -60,9 +61,8 @@ def test_cpu_session_reports_cpu(artifact: Path) -> None:
 
 @pytest.mark.vulkan
 def test_vulkan_session_names_the_device(artifact: Path) -> None:
+    require_vulkan()
     devices = ncnn_rt.vulkan_devices()
-    if not devices:
-        pytest.skip("no Vulkan device (scripts/system-deps.sh installs lavapipe)")
     session = get("ncnn-vulkan").load(artifact)
     assert session.device == devices[0]["name"] != "cpu"
     assert session.details["vulkan"] is True and session.fallback is None

@@ -14,8 +14,9 @@ import pytest
 
 from edgeexport import ir as eir
 from edgeexport.runtimes.reference import Interpreter
+from tests.conftest import require_module
 
-ort = pytest.importorskip("onnxruntime")
+ort = require_module("onnxruntime")
 
 RNG = np.random.default_rng(0)
 F32 = onnx.TensorProto.FLOAT

@@ -16,9 +16,10 @@ import pytest
 from edgeexport import ir as eir
 from edgeexport.errors import UnsupportedOpError, UsageError
 from edgeexport.runtimes.reference import Interpreter, ReferenceRuntime, run
+from tests.conftest import require_module
 
-ort = pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
+ort = require_module("onnxruntime")
+torch = require_module("torch")
 nn = torch.nn
 
 RNG = np.random.default_rng(0)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from edgeexport.delegates.registry import OpRegistry
@@ -44,6 +45,39 @@ class Artifact:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ImageInput:
+    """An input the artifact takes as an 8-bit image (a CoreML image input): the model as
+    exported sees `pixels * scale + bias`, per channel in the image's channel order."""
+
+    name: str
+    scale: float
+    #: one value per channel, in `color_layout` order (the order the planes reach the model)
+    bias: tuple[float, ...]
+    color_layout: str = "RGB"
+
+    def preprocess(self, pixels: np.ndarray) -> np.ndarray:
+        """The float tensor the model sees for NCHW pixel planes (what the artifact computes
+        first, in float32)."""
+        bias = np.asarray(self.bias, np.float32).reshape(1, -1, 1, 1)
+        return pixels.astype(np.float32) * np.float32(self.scale) + bias
+
+    def pixels_for(self, x: np.ndarray) -> np.ndarray:
+        """The 8-bit image whose preprocessing is nearest to the model input `x` (exact when x
+        was made from 8-bit pixels with this scale and bias)."""
+        bias = np.asarray(self.bias, np.float64).reshape(1, -1, 1, 1)
+        return np.clip(np.rint((x - bias) / self.scale), 0, 255).astype(np.uint8)
+
+    def random_pixels(self, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+        return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+
+    def describe(self) -> dict[str, Any]:
+        """What the artifact does to the image first, for manifest.json (inputs[].coreml)."""
+        return {"color_layout": self.color_layout, "scale": self.scale, "bias": list(self.bias),
+                "model_input": "pixels * scale + bias, per channel in color_layout order, "
+                               "as float32 NCHW"}
+
+
 class Target:
     """Base class of a target. Subclasses set the class attributes and override the methods."""
 
@@ -77,6 +111,11 @@ class Target:
                 fallback.append(Fallback(node.name or "", node.op_type, reason))
                 in_partition = False
         return Coverage(len(model.graph), delegated, partitions, fallback)
+
+    def image_inputs(self, model: ir.Model,
+                     options: argparse.Namespace | None = None) -> list[ImageInput]:
+        """Inputs the artifact takes as 8-bit images instead of the model's float tensors."""
+        return []
 
     def emit(self, model: ir.Model, out_dir: Path,
              options: argparse.Namespace | None = None) -> Artifact:

@@ -52,9 +52,25 @@ class CoreMLSession(Session):
         for name, arr in feeds.items():
             mil = ir_to_mil.get(name, name)
             arr = np.asarray(arr)
+            desc = self._inputs.get(mil)
+            if desc is not None and desc.type.WhichOneof("Type") == "imageType":
+                space = desc.type.imageType.ColorSpace.Name(desc.type.imageType.colorSpace)
+                data[mil] = image_from_planes(arr, space)
+                continue
             data[mil] = arr.astype(np.int32) if arr.dtype == np.int64 else arr
         out = self._model.predict(data)
         return {self._io.get(k, k): np.asarray(v) for k, v in out.items()}
+
+
+def image_from_planes(planes: np.ndarray, color_space: str) -> Any:
+    """A 1 x 3 x H x W array of 8-bit planes, in the image input's channel order (RGB or BGR),
+    as the PIL image CoreML's predict takes (always RGB: CoreML reorders for BGR itself)."""
+    from PIL import Image
+
+    hwc = np.asarray(planes).reshape(planes.shape[-3:]).transpose(1, 2, 0)
+    if color_space == "BGR":
+        hwc = hwc[..., ::-1]
+    return Image.fromarray(np.ascontiguousarray(np.clip(hwc, 0, 255).astype(np.uint8)), "RGB")
 
 
 class CoreMLRuntime(Runtime):

@@ -1,7 +1,7 @@
 """Validation: parity of every runtime against PyTorch, and the bundle with its report."""
 
 from edgeexport.metrics import TOLERANCES, ErrorStats, Tolerance, error_stats
-from edgeexport.validate.parity import ParityResult, check_runtime
+from edgeexport.validate.parity import ParityResult, check_runtime, decide_verdict
 
 __all__ = ["TOLERANCES", "ErrorStats", "ParityResult", "Tolerance", "check_runtime",
-           "error_stats"]
+           "decide_verdict", "error_stats"]

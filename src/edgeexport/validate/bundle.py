@@ -186,6 +186,17 @@ def verify(out: Path, manifest: dict[str, Any]) -> None:
             check_package_items(full)
 
 
+def read_report(out: Path) -> dict[str, Any]:
+    """The bundle's report.json, or {} when it has none (a bundle copied without it)."""
+    path = Path(out) / "report.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc}); convert the model again") from None
+
+
 def load_parity_tensors(out: Path, manifest: dict[str, Any]
                         ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     samples: dict[int, dict[str, np.ndarray]] = {}

@@ -15,7 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeexport import ir as eir
-from edgeexport.delegates.base import Artifact, Target
+from edgeexport.delegates.base import Artifact, ImageInput, Target
 from edgeexport.errors import UsageError
 
 SCHEMA_VERSION = 1
@@ -131,7 +131,10 @@ def pytorch_inputs(manifest: dict[str, Any], feeds: dict[str, np.ndarray]
         if arr is None or axes is None:
             continue
         q = t.get("quantization") or {}
-        if q.get("quantized"):
+        image = t.get("coreml", {})
+        if "scale" in image:  # 8-bit pixels: the program computes pixels * scale + bias first
+            arr = ImageInput(t["name"], image["scale"], tuple(image["bias"])).preprocess(arr)
+        elif q.get("quantized"):
             arr = ((arr.astype(np.float32) - q["zero_point"]) * q["scale"]).astype(
                 t["pytorch"]["dtype"])
         out[t["name"]] = np.ascontiguousarray(np.transpose(arr, np.argsort(axes)))

@@ -40,6 +40,8 @@ class ParityResult:
             "cosine": s.get("cosine"), "sqnr_db": s.get("sqnr_db"),
             "top1_agreement": s.get("top1_agreement"),
             "passed": self.passed, "violations": self.violations,
+            "verdict": ("passed" if self.passed else "failed") if self.executed
+            else "not executed",
             "tolerance": self.tolerance.to_json() if self.tolerance else None,
             "latency_ms": self.latency_ms,
             "per_output": {k: v.to_json() for k, v in self.per_output.items()},
@@ -81,6 +83,32 @@ def check_runtime(name: str, artifact: Path, samples: list[dict[str, np.ndarray]
     latency = _median_latency(session, samples[0], timing_runs) if timing_runs else None
     return ParityResult(name, True, None, session.device, total, stats, not violations,
                         violations, tolerance, latency, dict(getattr(session, "details", {})))
+
+
+#: a row within tolerance whose inputs cannot verify the artifact (see decide_verdict)
+UNVERIFIED_ROW = "within tolerance, but only on inputs that cannot verify this artifact"
+
+
+def decide_verdict(rows: list[dict[str, Any]], unverified: str | None = None
+                   ) -> tuple[str, str | None]:
+    """The overall verdict of parity rows (ParityResult.to_json()) and why, when not passed:
+    "failed" when an executed runtime is outside its tolerance; "unverified" when nothing
+    executed, or every executed row passed on inputs that cannot show the artifact works
+    (`unverified` says why; those rows are marked unverified, no longer passed); else "passed".
+    """
+    executed = [p for p in rows if p["executed"]]
+    failed = [p for p in executed if not p["passed"]]
+    if failed:
+        return "failed", "; ".join(f"{p['runtime']}: " + ("; ".join(p["violations"])
+                                                         or p["reason"] or "failed")
+                                   for p in failed)
+    if not executed:
+        return "unverified", "no runtime could execute the artifact here"
+    if unverified:
+        for p in executed:
+            p.update(passed=False, verdict="unverified", reason=UNVERIFIED_ROW)
+        return "unverified", unverified
+    return "passed", None
 
 
 def _median_latency(session: Any, feeds: dict[str, np.ndarray], runs: int) -> float:

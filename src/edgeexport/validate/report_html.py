@@ -12,6 +12,8 @@ h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid 
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:left;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
 .pass{color:#075e00;font-weight:600}.fail{color:#b00020;font-weight:600}.skip{color:#777}
+.warn{color:#8a4b00;font-weight:600}.warnings{background:#fff4e0;border:1px solid #e0a040;
+padding:.4em 1em}
 code{background:#f4f4f4;padding:0 3px}
 """
 
@@ -36,6 +38,7 @@ def render(report: dict[str, Any]) -> str:
     for p in report.get("parity", []):
         status = ("<span class=skip>not executed</span>" if not p["executed"] else
                   "<span class=pass>passed</span>" if p["passed"] else
+                  "<span class=warn>UNVERIFIED</span>" if p.get("verdict") == "unverified" else
                   "<span class=fail>FAILED</span>")
         parity_rows.append({**p, "status": status})
     parity_html = _table(parity_rows, ["runtime", "device", "max_abs_err", "max_rel_err",
@@ -49,14 +52,21 @@ def render(report: dict[str, Any]) -> str:
     timings = _table([{"stage": k, "seconds": v} for k, v in report.get("timings_s", {}).items()],
                      ["stage", "seconds"])
     title = f"edgeexport report: {report.get('target')} — {report.get('artifact')}"
+    verdict = report.get("verdict") or ("passed" if report.get("passed") else "failed")
+    overall = {"passed": "<span class=pass>parity passed</span>",
+               "unverified": "<span class=warn>parity UNVERIFIED</span>"}.get(
+        verdict, "<span class=fail>parity FAILED</span>")
+    if report.get("verdict_reason"):
+        overall += f": {html.escape(report['verdict_reason'])}"
+    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report.get("warnings", []))
+    warnings = f"<div class=warnings><b>Warnings</b><ul>{warnings}</ul></div>" if warnings else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Artifact <code>{html.escape(str(report.get('artifact')))}</code>,
 {_fmt(report.get('artifact_bytes'))} bytes; quantization: {_fmt(report.get('quantization',
 {}).get('scheme') if isinstance(report.get('quantization'), dict) else report.get('quantization'))}.
-Overall: {'<span class=pass>parity passed</span>' if report.get('passed') else
-'<span class=fail>parity failed</span>'}.</p>
+Overall: {overall}.</p>{warnings}
 <h2>Parity per runtime</h2><ul>{statuses}</ul>{parity_html}
 <h2>Coverage</h2><p>{_fmt(cov.get('delegated_ops'))} of {_fmt(cov.get('total_ops'))} ops
 delegated in {_fmt(cov.get('partitions'))} partition(s).</p>{fallback}

@@ -13,12 +13,12 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeexport import ir as eir
-from edgeexport.delegates.base import Artifact, Coverage, Target
+from edgeexport.delegates.base import Artifact, Coverage, ImageInput, Target
 from edgeexport.delegates.coreml import ops  # noqa: F401  (registers the emitters)
 from edgeexport.delegates.coreml import options as opts
 from edgeexport.delegates.coreml.context import REGISTRY, Options, mil_name
 
-__all__ = ["REGISTRY", "TARGET", "CoreMLTarget", "emit_mlpackage"]
+__all__ = ["REGISTRY", "TARGET", "CoreMLTarget", "emit_mlpackage", "image_input"]
 
 
 class CoreMLTarget(Target):
@@ -51,6 +51,11 @@ class CoreMLTarget(Target):
         if cov.fallback:
             cov.notes.append("CoreML has no CPU fallback outside the program: every node must map")
         return cov
+
+    def image_inputs(self, model: ir.Model,
+                     options: argparse.Namespace | None = None) -> list[ImageInput]:
+        image = image_input(model, self.options(options))
+        return [image] if image is not None else []
 
     def emit(self, model: ir.Model, out_dir: Path,
              options: argparse.Namespace | None = None) -> Artifact:
@@ -95,37 +100,50 @@ def _ir_hash(model: ir.Model) -> str:
     return hashlib.sha256(eir.to_bytes(model)).hexdigest()
 
 
-def _image_input_types(model: ir.Model, o: Options) -> list[Any] | None:
+def image_input(model: ir.Model, o: Options) -> ImageInput | None:
+    """The --coreml-image-input as an ImageInput, its flags checked against the model."""
     if not o.image_input:
         return None
-    import coremltools as ct
-
     from edgeexport.errors import UsageError
 
     graph = model.graph
-    inputs = [v for v in graph.inputs if v.name not in graph.initializers]
-    names = [v.name for v in inputs]
-    if o.image_input not in names:
+    inputs = {v.name: v for v in graph.inputs if v.name not in graph.initializers}
+    v = inputs.get(o.image_input)
+    if v is None:
         raise UsageError(f"--coreml-image-input '{o.image_input}' is not an input of the model "
-                         f"(inputs: {', '.join(names)})")
+                         f"(inputs: {', '.join(inputs)})")
+    shape = list(v.shape or ())
+    if len(shape) != 4 or shape[1] != 3:
+        raise UsageError(f"--coreml-image-input '{v.name}': an image input must be "
+                         f"N x 3 x H x W, got {shape}")
     bias = list(o.image_bias) or [0.0]
     if len(bias) not in (1, 3):
-        raise UsageError(f"--coreml-image-bias: give one value or three (R,G,B), not {len(bias)}")
+        raise UsageError(f"--coreml-image-bias: give one value or three (one per channel), not "
+                         f"{len(bias)}")
+    return ImageInput(v.name, o.image_scale, tuple(bias * 3 if len(bias) == 1 else bias),
+                      o.color_layout)
+
+
+def _image_input_types(model: ir.Model, o: Options) -> list[Any] | None:
+    image = image_input(model, o)
+    if image is None:
+        return None
+    import coremltools as ct
+
+    graph = model.graph
     types = []
-    for v in inputs:
+    for v in graph.inputs:
+        if v.name in graph.initializers:
+            continue
         shape = tuple(v.shape)
-        if v.name != o.image_input:
+        if v.name != image.name:
             integer = v.dtype in (ir.DataType.INT32, ir.DataType.INT64)
             types.append(ct.TensorType(name=mil_name(v.name), shape=shape,
                                        dtype=np.int32 if integer else np.float32))
             continue
-        if len(shape) != 4 or shape[1] != 3:
-            raise UsageError(f"--coreml-image-input '{v.name}': an image input must be "
-                             f"N x 3 x H x W, got {list(shape)}")
-        types.append(ct.ImageType(name=mil_name(v.name), shape=shape, scale=o.image_scale,
-                                  channel_first=True,
-                                  bias=bias * 3 if len(bias) == 1 else bias,
-                                  color_layout=getattr(ct.colorlayout, o.color_layout)))
+        types.append(ct.ImageType(name=mil_name(v.name), shape=shape, scale=image.scale,
+                                  channel_first=True, bias=list(image.bias),
+                                  color_layout=getattr(ct.colorlayout, image.color_layout)))
     return types
 
 

@@ -21,11 +21,13 @@ def add_options(parser: Any) -> None:
                         help=f"minimum iOS deployment target of the ML Program (default "
                              f"{DEFAULT_IOS}; int8 weights need 16, int8 activations 17)")
     parser.add_argument("--coreml-image-input", metavar="NAME",
-                        help="make this NCHW float input a CoreML image (pixels 0..255)")
+                        help="make this N x 3 x H x W float input a CoreML image (8-bit pixels): "
+                             "the model sees pixels * scale + bias")
     parser.add_argument("--coreml-image-scale", type=float, default=1.0,
                         help="image preprocessing: x * scale + bias (default 1)")
     parser.add_argument("--coreml-image-bias", default="",
-                        help="image preprocessing bias, one value or one per channel (R,G,B)")
+                        help="image preprocessing bias, one value or one per channel in "
+                             "--coreml-color-layout order (R,G,B or B,G,R)")
     parser.add_argument("--coreml-color-layout", choices=["RGB", "BGR"], default="RGB")
 
 

@@ -55,8 +55,11 @@ def _check_resize(node: ir.Node, ctx: Any) -> str | None:
     if mode == "linear":
         if coords not in _LINEAR_MODES:
             return f"linear Resize with {coords} coordinates has no CoreML mapping"
-        if _LINEAR_MODES[coords][1] and options_of(ctx).ios < 16:
-            return "half-pixel bilinear Resize needs iOS 16 (--ios 16)"
+        align, half = _LINEAR_MODES[coords]
+        # before iOS 16 upsample_bilinear has no half_pixel_centers: it samples half-pixel
+        # centers exactly when align_corners is false (the MIL definition)
+        if half != (not align) and options_of(ctx).ios < 16:
+            return f"linear Resize with {coords} coordinates needs iOS 16 (--ios 16)"
         return None
     return f"{mode} Resize has no CoreML mapping"
 
