@@ -166,3 +166,27 @@ def test_mobilenet_v2_int8_on_real_photos(tmp_path: Path) -> None:
         assert entry["tolerance"] == TOLERANCES["int8"].to_json()
         assert entry["cosine"] >= 0.99
     assert (tmp_path / "out/model.param").read_text().count(" 8=1") == 53
+
+
+@pytest.mark.slow
+@pytest.mark.vulkan
+def test_mobilenet_v2_fp16_on_photos(tmp_path: Path) -> None:
+    """Pretrained MobileNetV2 quantized fp16 (weights fp16 + Cast in the IR): the Casts fold
+    into fp16 weight storage; the fp16 bounds hold on the 8 real photos on both runtimes."""
+    import types
+
+    from edgeexport.validate import check_runtime
+    from tests.conftest import MOBILENET, zoo_parity_case
+
+    result, samples, expected = zoo_parity_case(MOBILENET)
+    q = types.SimpleNamespace(model=quantize.clone(result.model), inputs=result.inputs,
+                              sample=result.sample)
+    quantize.apply(q, "fp16", None)
+    target = delegates.load_target("vulkan")
+    art = target.emit(q.model, tmp_path, argparse.Namespace(precision=None))
+    assert "MemoryData" not in art.path.read_text()
+    for runtime in target.runtimes:
+        parity = check_runtime(runtime, art.path, samples, expected, TOLERANCES["fp16"],
+                               timing_runs=0)
+        assert parity.executed and parity.passed, (runtime, parity.to_json())
+        assert parity.stats.cosine >= 0.999 and parity.stats.top1_agreement == 1.0
