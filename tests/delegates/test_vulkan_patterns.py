@@ -94,37 +94,9 @@ class LinearBatchNorm(nn.Module):
         return torch.relu(self.bn(self.fc(x)))
 
 
-def _factory(cls: type) -> nn.Module:
-    torch.manual_seed(0)
-    return cls().eval()
-
-
-def unfold5() -> nn.Module:
-    return _factory(Unfold5)
-
-
-def unfold6() -> nn.Module:
-    return _factory(Unfold6)
-
-
-def qkv() -> nn.Module:
-    return _factory(QKV)
-
-
-def causal() -> nn.Module:
-    return _factory(CausalScores)
-
-
-def audio() -> nn.Module:
-    return _factory(AudioFrontEnd)
-
-
-def linear_bn() -> nn.Module:
-    return _factory(LinearBatchNorm)
-
-
-CASES = {"unfold5": "1,8,6,6", "unfold6": "1,8,6,4", "qkv": "1,8,16", "causal": "1,2,6,6",
-         "audio": "1,1,400", "linear_bn": "1,8"}
+CASES = {"unfold5": (Unfold5, "1,8,6,6"), "unfold6": (Unfold6, "1,8,6,4"), "qkv": (QKV, "1,8,16"),
+         "causal": (CausalScores, "1,2,6,6"), "audio": (AudioFrontEnd, "1,1,400"),
+         "linear_bn": (LinearBatchNorm, "1,8")}
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -135,7 +107,10 @@ def test_pattern_matches_pytorch(name: str, runtime: str, tmp_path) -> None:
 
         if not vulkan_devices():
             pytest.skip("no Vulkan device (install mesa-vulkan-drivers: scripts/system-deps.sh)")
-    r = export(f"{__name__}:{name}", input_specs=[parse_input_spec(CASES[name])])
+    cls, shape = CASES[name]
+    torch.manual_seed(0)
+    model = cls().eval()
+    r = export(model, input_specs=[parse_input_spec(shape)])
     passes.optimize(r.model)
     assert [n.op_type for n in r.model.graph if REGISTRY.why_not(n) is not None] == []
     emit_model(r.model, tmp_path, "model.param", "fp32")
@@ -144,7 +119,7 @@ def test_pattern_matches_pytorch(name: str, runtime: str, tmp_path) -> None:
     x = np.random.default_rng(3).standard_normal(r.sample[0].shape).astype(np.float32)
     got = session.run({r.inputs[0].name: x})[r.model.graph.outputs[0].name]
     with torch.no_grad():
-        want = globals()[name]()(torch.from_numpy(x)).numpy()
+        want = model(torch.from_numpy(x)).numpy()
     stats = error_stats(want, got)
     assert got.shape == want.shape and stats.max_rel_err <= 1e-4, stats
 
