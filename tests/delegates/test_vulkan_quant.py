@@ -190,3 +190,31 @@ def test_mobilenet_v2_fp16_on_photos(tmp_path: Path) -> None:
                                timing_runs=0)
         assert parity.executed and parity.passed, (runtime, parity.to_json())
         assert parity.stats.cosine >= 0.999 and parity.stats.top1_agreement == 1.0
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_bert_tiny_int8_with_int8_embedding_tables(runtime: str, tmp_path: Path) -> None:
+    """Static int8 BERT: int8 InnerProducts for the projections, the int8 embedding tables
+    (Gather -> per-column DequantizeLinear) held dequantized by Embed, int8 bounds vs PyTorch."""
+    import types
+
+    from edgeexport.validate import check_runtime
+    from tests.conftest import zoo_parity_case
+
+    _needs_vulkan(runtime)
+    result, samples, expected = zoo_parity_case("bert_tiny")
+    q = types.SimpleNamespace(model=quantize.clone(result.model), inputs=result.inputs,
+                              sample=result.sample)
+    quantize.apply(q, "int8", None, quiet=True)
+    assert any(n.op_type == "Gather" and n.outputs[0].uses()
+               and next(iter(n.outputs[0].uses())).node.op_type == "DequantizeLinear"
+               for n in q.model.graph)
+    target = delegates.load_target("vulkan")
+    cov = target.coverage(q.model)
+    assert cov.delegated_ops == cov.total_ops, cov.fallback
+    art = target.emit(q.model, tmp_path, argparse.Namespace(precision=None))
+    n_int8 = art.path.read_text().count(" 8=1")
+    assert n_int8 >= 12 and f"{n_int8} of " in cov.notes[0]
+    parity = check_runtime(runtime, art.path, samples, expected, TOLERANCES["int8"],
+                           timing_runs=0)
+    assert parity.executed and parity.passed, parity.to_json()

@@ -110,9 +110,31 @@ def why_not_fake_quant(node: ir.Node) -> str | None:
     if node.op_type == "DequantizeLinear" and folded(node.inputs[0]) is not None:
         return None  # a quantized weight: folded into its reader
     if params[0].size != 1:
-        return ("per-axis dequantization of computed int8 values (an int8 embedding table) "
-                "is not mapped: quantize without int8 embedding tables")
+        p = node.inputs[0].producer()
+        if p is not None and p.op_type == "Gather" and table_scales(p) is not None:
+            return None  # an int8 embedding table: Embed reads it dequantized
+        return ("per-axis dequantization of computed int8 values is mapped only after a "
+                "Gather of an int8 table with one scale per column")
     return None
+
+
+def table_scales(gather: ir.Node) -> np.ndarray | None:
+    """The per-column scales when a Gather reads a constant int8 table whose gathered rows go
+    only through a DequantizeLinear along the last axis (quantize.embedding's form): ncnn's
+    Embed then holds the table dequantized (stored fp16 or fp32 like any weight)."""
+    table = eir.initializer_array(gather.inputs[0])
+    out = gather.outputs[0]
+    uses = list(out.uses())
+    if table is None or table.dtype != np.int8 or len(uses) != 1 or out.is_graph_output():
+        return None
+    dq = uses[0].node
+    params = _qparams(dq) if dq.op_type == "DequantizeLinear" else None
+    if params is None or np.any(params[1] != 0) or params[0].size != table.shape[-1]:
+        return None
+    rank = len(out.shape) if out.shape is not None else 0
+    if rank == 0 or params[2] % rank != rank - 1:
+        return None
+    return params[0].astype(np.float32).ravel()
 
 
 def _attr(node: ir.Node, name: str, default: float) -> float:
