@@ -159,8 +159,9 @@ CASES: dict[str, list[tuple]] = {
 EMBED_CASE = ({"ids": np.array([[3, 0, 7, 7, 1]], np.int64)}, {"table": _x(10, 4)}, {}, 1)
 
 #: inputs whose order in the ONNX node differs from (activations + constants)
-_ORDER = {"Sub": ["a", "b"], "Div": ["a", "b"], "Where": ["c", "a", "b"], "Gather": ["table", "x", "ids", "i"],
-          "Resize": ["x", "roi", "scales"], "Pad": ["x", "pads", "v"]}
+_ORDER = {"Sub": ["a", "b"], "Div": ["a", "b"], "Where": ["c", "a", "b"],
+          "Gather": ["table", "x", "ids", "i"], "Resize": ["x", "roi", "scales"],
+          "Pad": ["x", "pads", "v"]}
 
 
 def _model(op: str, acts: dict, consts: dict, attrs: dict, n_out: int) -> ir.Model:

@@ -145,14 +145,16 @@ def test_fp16_weights_are_stored_fp16(runtime: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.vulkan
 def test_mobilenet_v2_int8_on_real_photos(tmp_path: Path) -> None:
-    """Pretrained MobileNetV2, calibrated on real photo crops: int8 bounds on both runtimes."""
-    from edgeexport.zoo.photos import calibration_crops
+    """Pretrained MobileNetV2, calibrated on real photo crops: int8 bounds on both runtimes,
+    checked on 4 calibration crops and the 8 real photos."""
+    from edgeexport.zoo.photos import calibration_crops, photo_batch
 
-    calib = tmp_path / "crops.npy"
+    calib, photos = tmp_path / "crops.npy", tmp_path / "photos.npy"
     try:
         np.save(calib, calibration_crops(100))
+        np.save(photos, photo_batch()[1])
         opts = ConvertOptions(target="vulkan", input_specs=[parse_input_spec("1,3,224,224")],
-                              quantize="int8", calibration_data=str(calib),
+                              quantize="int8", calibration_data=str(calib), samples=str(photos),
                               target_options=argparse.Namespace(precision=None), timing_runs=0)
         outcome = convert("edgeexport.zoo:mobilenet_v2_pretrained", tmp_path / "out", opts)
     except ImportError as exc:  # the weights package is an optional extra
@@ -164,7 +166,9 @@ def test_mobilenet_v2_int8_on_real_photos(tmp_path: Path) -> None:
     for entry in report["parity"]:
         assert entry["executed"] and entry["passed"], entry
         assert entry["tolerance"] == TOLERANCES["int8"].to_json()
-        assert entry["cosine"] >= 0.99
+        # measured: min cosine 0.99605 (vulkan) / 0.99511 (cpu) over the 12 samples; 0.9885 /
+        # 0.9905 on the photos before one-sided input ranges were centred (quant.input_scale)
+        assert entry["cosine"] >= 0.994, entry
     assert (tmp_path / "out/model.param").read_text().count(" 8=1") == 53
 
 

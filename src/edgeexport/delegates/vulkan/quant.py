@@ -3,14 +3,17 @@ folded to float, and the int8 parameters ncnn's Convolution/InnerProduct take, r
 
 ncnn's int8 layers quantize their float input symmetrically (q = round(x * s), |q| <= 127) and
 hold int8 weights with one scale per output channel (q = round(w * s): the reciprocal of ONNX's
-scale). The IR's activations are asymmetric per-tensor: the symmetric scale covers the same
-range, [scale * (-128 - zp), scale * (127 - zp)], so a one-sided range (after ReLU) loses one
-bit. Every other activation Q/DQ pair runs in float: ncnn has no int8 elementwise layers.
+scale). The IR's activations are asymmetric per-tensor, range [scale * (-128 - zp),
+scale * (127 - zp)]: a two-sided range is widened to be symmetric; a one-sided one (after ReLU)
+is centred by subtracting its midpoint first (a BinaryOp, the bias absorbs it), so it keeps its
+255 levels instead of losing one bit (MobileNetV2 on 8 photos: min cosine 0.9885 -> 0.9960).
+Every other activation Q/DQ pair runs in float: ncnn has no int8 elementwise layers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
@@ -87,9 +90,11 @@ def int8_weight(value: ir.Value, out_axis: int) -> Int8Weight | None:
     return Int8Weight(q, (1.0 / scale.ravel()).astype(np.float32))
 
 
-def input_scale(value: ir.Value) -> float | None:
-    """ncnn's symmetric input scale for an activation read through a per-tensor int8
-    DequantizeLinear (127 / the largest magnitude the asymmetric range holds), else None."""
+def input_scale(value: ir.Value) -> tuple[float, float] | None:
+    """(ncnn's symmetric input scale, shift) for an activation read through a per-tensor int8
+    DequantizeLinear, else None. A range on one side of zero (after ReLU) is centred first:
+    the layer reads x - shift, so its 255 levels span the range, not half of it; a two-sided
+    range is widened to the largest magnitude it holds (shift 0)."""
     p = value.producer()
     if p is None or p.op_type != "DequantizeLinear" or folded(p.inputs[0]) is not None:
         return None
@@ -97,8 +102,10 @@ def input_scale(value: ir.Value) -> float | None:
     if params is None or params[0].size != 1 or p.inputs[0].dtype != ir.DataType.INT8:
         return None
     scale, zp = float(params[0].ravel()[0]), int(params[1].ravel()[0])
-    amax = scale * max(abs(-128 - zp), abs(127 - zp))
-    return 127.0 / amax if amax > 0 else None
+    lo, hi = scale * (-128 - zp), scale * (127 - zp)
+    shift = (lo + hi) / 2 if lo >= 0 or hi <= 0 else 0.0
+    amax = max(abs(lo - shift), abs(hi - shift))
+    return (127.0 / amax, shift) if amax > 0 else None
 
 
 def why_not_fake_quant(node: ir.Node) -> str | None:
@@ -142,9 +149,10 @@ def _attr(node: ir.Node, name: str, default: float) -> float:
     return default if a is None else a.value
 
 
-def int8_form(node: ir.Node) -> tuple[Int8Weight, float] | str:
-    """(int8 weights as ncnn stores them, input scale) when ncnn runs a Conv / Gemm / MatMul of
-    a QDQ graph as its int8 layer; otherwise why the layer runs float (weights dequantized).
+def int8_form(node: ir.Node) -> tuple[Int8Weight, tuple[float, float]] | str:
+    """(int8 weights as ncnn stores them, (input scale, shift)) when ncnn runs a Conv / Gemm /
+    MatMul of a QDQ graph as its int8 layer; otherwise why the layer runs float (weights
+    dequantized).
     Linear weights come back (N, K): ncnn's InnerProduct order."""
     if len(node.inputs) < 2 or node.inputs[1] is None:
         return "no weight input"
@@ -182,18 +190,39 @@ def is_quantized(node: ir.Node) -> bool:
                and v.producer().op_type == "DequantizeLinear" for v in node.inputs)
 
 
-def as_int8(node: ir.Node, params: dict[int, object], weights: list) -> bool:
+def as_int8(node: ir.Node, ctx: Any, xin: str, params: dict[int, object],
+            weights: list) -> str:
     """Make a float Convolution / InnerProduct layer (params, [weight, bias?]) ncnn's int8 one
     when `int8_form` allows: int8 weight blob, then weight scales and the input scale after
-    the bias (int8_scale_term = 1: the layer quantizes its float input, outputs float)."""
+    the bias (int8_scale_term = 1: the layer quantizes its float input, outputs float).
+    Returns the blob the layer reads: `xin`, or `xin - shift` (a BinaryOp, and a Padding that
+    pads with the shifted zero: ncnn's int8 Vulkan convolution pads with 0 only) for a
+    one-sided input range; the bias absorbs shift * sum(weights)."""
     form = int8_form(node) if is_quantized(node) else None
     if not isinstance(form, tuple):
-        return False
-    w8, s_in = form
+        return xin
+    w8, (s_in, shift) = form
     params[8] = 1
     weights[0] = (w8.data, True)
+    if shift:
+        n = w8.data.shape[0]
+        w_sum = w8.data.reshape(n, -1).astype(np.float64).sum(1) / w8.scales
+        bias = weights[1][0] if len(weights) > 1 else np.zeros(n, np.float32)
+        weights[1:] = [((bias + shift * w_sum).astype(np.float32), False)]
+        params[5 if node.op_type == "Conv" else 1] = 1
+        base = f"{node.name}_shift"
+        shifted = ctx.unique(base)
+        ctx.add("BinaryOp", base, [xin], [shifted], {0: 1, 1: 1, 2: float(shift)})  # SUB
+        xin = shifted
+        pads = {k: int(params.get(k, 0)) for k in (14, 16, 4, 15)}  # top bottom left right
+        if any(pads.values()):
+            padded = ctx.unique(f"{node.name}_pad")
+            ctx.add("Padding", f"{node.name}_pad", [xin], [padded],
+                    {0: pads[14], 1: pads[16], 2: pads[4], 3: pads[15], 4: 0, 5: -float(shift)})
+            params.update({k: 0 for k in pads})
+            xin = padded
     weights += [(w8.scales, False), (np.array([s_in], np.float32), False)]
-    return True
+    return xin
 
 
 #: the ops whose ncnn layers have int8 forms (Convolution, ConvolutionDepthWise, InnerProduct)
@@ -209,7 +238,7 @@ def int8_notes(model: ir.Model, registry: object) -> list[str]:
         return []
     floats = [(n, form) for n in layers if isinstance(form := int8_form(n), str)]
     notes = [f"int8: {len(layers) - len(floats)} of {len(layers)} quantized Conv/Gemm/MatMul "
-             "run as ncnn int8 layers; ncnn quantizes their input symmetrically (the IR's "
-             "asymmetric range, widened to be symmetric); other activations run float"]
+             "run as ncnn int8 layers; ncnn quantizes their input symmetrically (a two-sided "
+             "range widened, a one-sided one centred first); other activations run float"]
     notes += [f"int8: {n.name or '?'} ({n.op_type}) runs float: {why}" for n, why in floats]
     return notes

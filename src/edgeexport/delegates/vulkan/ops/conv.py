@@ -84,7 +84,7 @@ def emit_conv(node: ir.Node, ctx: EmitContext) -> None:
     params.update(act)
     # ncnn's weight order [kw, kh, inch, outch] (innermost first) is ONNX's OIHW as it is
     weights = [(weight, True)] + ([(bias.astype(np.float32), False)] if bias is not None else [])
-    as_int8(node, params, weights)
+    xin = as_int8(node, ctx, xin, params, weights)
     type_ = "Convolution" if group == 1 else "ConvolutionDepthWise"
     if group != 1:
         params[7] = group

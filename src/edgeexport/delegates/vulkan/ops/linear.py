@@ -72,7 +72,7 @@ def inner_product(node: ir.Node, ctx: EmitContext, x: Blob, rows: int, weight: n
     weights = [(np.ascontiguousarray(weight, dtype=np.float32), True)]
     if bias is not None:
         weights.append((bias, False))
-    as_int8(node, params, weights)
+    xin = as_int8(node, ctx, xin, params, weights)
     out_shape = tuple(output.shape)
     tmp_kept = default_kept(out_shape)
     want = tuple(out_shape[a] for a in tmp_kept)
