@@ -13,6 +13,7 @@ import onnx_ir as ir
 
 from edgeexport.delegates.base import Artifact, Coverage, Target
 from edgeexport.delegates.vulkan.emit import emit_model
+from edgeexport.delegates.vulkan.quant import int8_notes
 from edgeexport.delegates.vulkan.registry import REGISTRY, load_ops
 
 load_ops()
@@ -36,6 +37,7 @@ class VulkanTarget(Target):
         if cov.fallback:
             cov.notes.append("ncnn runs the whole graph: any node it cannot take fails the "
                              "conversion (no CPU fallback outside ncnn)")
+        cov.notes.extend(int8_notes(model, REGISTRY))
         return cov
 
     def emit(self, model: ir.Model, out_dir: Path,

@@ -15,6 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeexport.delegates.vulkan.ncnn_format import Layer, ncnn_shape_params, sanitize
+from edgeexport.delegates.vulkan.quant import folded
 from edgeexport.errors import ConversionError, UsageError
 
 MAX_DIMS = 4
@@ -91,10 +92,9 @@ def expressible(shape: tuple[int, ...]) -> str | None:
 
 
 def const_array(value: ir.Value | None) -> np.ndarray | None:
-    """The value's data when it is a constant (initializer or folded), else None."""
-    if value is None or value.const_value is None:
-        return None
-    return value.const_value.numpy()
+    """The value's data when it is a constant (initializer or folded; also a Cast to float or a
+    DequantizeLinear of one: quantized weights reach the emitters as float), else None."""
+    return None if value is None else folded(value)
 
 
 class EmitContext:

@@ -10,9 +10,9 @@ from pathlib import Path
 import onnx_ir as ir
 
 from edgeexport import ir as eir
-from edgeexport.delegates.vulkan.context import (VIRTUAL_OK, Blob, EmitContext, default_kept,
-                                                 expressible, input_layers, insert_splits,
-                                                 static_shape)
+from edgeexport.delegates.vulkan.context import (VIRTUAL_OK, Blob, EmitContext, const_array,
+                                                 default_kept, expressible, input_layers,
+                                                 insert_splits, static_shape)
 from edgeexport.delegates.vulkan.ncnn_format import param_text, weight_bytes
 from edgeexport.delegates.vulkan.ops import attention
 from edgeexport.delegates.vulkan.registry import REGISTRY
@@ -69,6 +69,8 @@ def build(model: ir.Model, fp16: bool) -> tuple[EmitContext, list[tuple[ir.Value
             raise UnsupportedOpError(node.op_type, node.name or "?", target="vulkan",
                                      reason=reason, source=node_source(node),
                                      supported_by=supported_by(node.op_type))
+        if all(o is None or const_array(o) is not None for o in node.outputs):
+            continue  # a weight's Cast or DequantizeLinear: folded, materialized where read
         REGISTRY.rule(node.op_type).emit(node, ctx)
     for value in model.graph.outputs:
         if ctx.blob(value).kept is None:  # an output that is a constant still becomes a blob

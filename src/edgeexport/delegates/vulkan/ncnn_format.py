@@ -1,5 +1,5 @@
 """ncnn's file formats: the text `.param` (magic 7767517, one line per layer) and the `.bin` of
-concatenated weight buffers (4-byte aligned, fp16 buffers tagged with 0x01306B47).
+concatenated weight buffers (4-byte aligned; fp16 buffers tagged 0x01306B47, int8 0x000D4B38).
 
 This is the only module that knows the byte layout; the op emitters hand it layers and arrays.
 """
@@ -16,6 +16,7 @@ MAGIC = 7767517
 #: tag in front of a weight buffer that ncnn reads with "auto" storage type: 0 = float32
 FLAG_FP32 = 0
 FLAG_FP16 = 0x01306B47
+FLAG_INT8 = 0x000D4B38
 
 #: ncnn reads each value into a 16-byte buffer: 9 significant digits (exact for float32) fit
 _FLOAT_FMT = "{:.8e}"
@@ -98,6 +99,10 @@ def weight_bytes(layers: list[Layer], fp16: bool) -> bytes:
     out = bytearray()
     for layer in layers:
         for array, auto in layer.weights:
+            if auto and array.dtype == np.int8:  # int8 layers' weights (int8_scale_term)
+                out += struct.pack("<I", FLAG_INT8) + np.ascontiguousarray(array).tobytes()
+                out += b"\0" * (-len(out) % 4)
+                continue
             data = np.ascontiguousarray(array, dtype=np.float32).ravel()
             if auto:
                 if fp16:

@@ -1,5 +1,6 @@
-"""Conv -> ncnn Convolution / ConvolutionDepthWise (grouped), ConvTranspose -> Deconvolution /
-DeconvolutionDepthWise, each with a following ReLU/Clip/Sigmoid/HardSwish fused in.
+"""Conv (1-D, 2-D; int8 from QDQ) -> ncnn Convolution / ConvolutionDepthWise (grouped),
+ConvTranspose -> Deconvolution / DeconvolutionDepthWise, each with a following ReLU/Clip/Sigmoid/
+HardSwish fused in.
 """
 
 from __future__ import annotations
@@ -7,17 +8,20 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from edgeexport.delegates.vulkan.context import EmitContext
+from edgeexport.delegates.vulkan.context import Blob, EmitContext, static_shape
 from edgeexport.delegates.vulkan.ops._common import (attr_int, attr_ints, attr_str, check_all,
                                                     input_const, shape_of, static)
 from edgeexport.delegates.vulkan.ops.activation import fuse_activation
+from edgeexport.delegates.vulkan.quant import as_int8
 from edgeexport.delegates.vulkan.registry import REGISTRY
 
 
 def _check_conv2d(node: ir.Node, ctx: object) -> str | None:
     shape = shape_of(node.inputs[0])
-    if shape is None or len(shape) != 4:
-        return "only 2-D convolution (NCHW input) is mapped to ncnn"
+    ranks = (3, 4) if node.op_type == "Conv" else (4,)
+    if shape is None or len(shape) not in ranks:
+        return ("only 1-D and 2-D convolution (NCL / NCHW input) is mapped to ncnn"
+                if node.op_type == "Conv" else "only 2-D (NCHW) ConvTranspose is mapped to ncnn")
     if shape[0] != 1:
         return "batch must be 1 (ncnn blobs have no batch axis)"
     if input_const(node, 1) is None:
@@ -35,8 +39,8 @@ def _check_conv2d(node: ir.Node, ctx: object) -> str | None:
 
 
 def _pads(node: ir.Node, in_hw: tuple[int, int], k: list[int], s: list[int],
-          d: list[int]) -> list[int]:
-    """[top, left, bottom, right] from pads or auto_pad (static shapes)."""
+          d: list[int], explicit: list[int]) -> list[int]:
+    """[top, left, bottom, right] from auto_pad (static shapes) or the explicit pads."""
     auto = attr_str(node, "auto_pad", "NOTSET")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         pads = []
@@ -48,23 +52,28 @@ def _pads(node: ir.Node, in_hw: tuple[int, int], k: list[int], s: list[int],
         return [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
     if auto == "VALID":
         return [0, 0, 0, 0]
-    return attr_ints(node, "pads", [0, 0, 0, 0])
+    return explicit
 
 
 def _geometry(node: ir.Node, weight: np.ndarray, in_hw: tuple[int, int]) -> dict[int, object]:
     k = attr_ints(node, "kernel_shape", list(weight.shape[2:]))
-    s = attr_ints(node, "strides", [1, 1])
-    d = attr_ints(node, "dilations", [1, 1])
-    top, left, bottom, right = _pads(node, in_hw, k, s, d)
+    s = attr_ints(node, "strides", [1] * len(k))
+    d = attr_ints(node, "dilations", [1] * len(k))
+    pads = attr_ints(node, "pads", [0] * 2 * len(k))
+    if len(k) == 1:  # 1-D: a 2-D convolution over a height of 1
+        k, s, d, pads = [1] + k, [1] + s, [1] + d, [0, pads[0], 0, pads[1]]
+    top, left, bottom, right = _pads(node, in_hw, k, s, d, pads)
     return {1: k[1], 11: k[0], 2: d[1], 12: d[0], 3: s[1], 13: s[0],
             4: left, 14: top, 15: right, 16: bottom}
 
 
 @REGISTRY.op("Conv", check=check_all(static, _check_conv2d),
-             conditions="2-D, batch 1, constant weights")
+             conditions="1-D or 2-D, batch 1, constant weights; int8 from QDQ")
 def emit_conv(node: ir.Node, ctx: EmitContext) -> None:
+    """1-D convolutions run as 2-D ones over a height of 1: ncnn's Convolution has Vulkan and
+    int8 kernels for every group size, its Convolution1D family lacks some of them."""
     x = ctx.blob(node.inputs[0])
-    n, c, h, w = x.shape
+    c, h, w = x.shape[1], (x.shape[2] if len(x.shape) == 4 else 1), x.shape[-1]
     xin = ctx.as_ncnn_shape(x, (c, h, w), node.name + "_chw")
     weight = input_const(node, 1).astype(np.float32)
     bias = input_const(node, 2)
@@ -75,11 +84,17 @@ def emit_conv(node: ir.Node, ctx: EmitContext) -> None:
     params.update(act)
     # ncnn's weight order [kw, kh, inch, outch] (innermost first) is ONNX's OIHW as it is
     weights = [(weight, True)] + ([(bias.astype(np.float32), False)] if bias is not None else [])
-    if group == 1:
-        ctx.emit(node, "Convolution", [xin], params, weights, kept=(1, 2, 3), output=out)
-    else:
+    xin = as_int8(node, ctx, xin, params, weights)
+    type_ = "Convolution" if group == 1 else "ConvolutionDepthWise"
+    if group != 1:
         params[7] = group
-        ctx.emit(node, "ConvolutionDepthWise", [xin], params, weights, kept=(1, 2, 3), output=out)
+    if len(x.shape) == 4:
+        ctx.emit(node, type_, [xin], params, weights, kept=(1, 2, 3), output=out)
+        return
+    oshape = static_shape(out)
+    name = ctx.unique(out.name + "_chw")
+    ctx.add(type_, node.name or type_, [xin], [name], params, weights)
+    ctx.reshaped_as(out, Blob(name, (1, 2, 3), (1, oshape[1], 1, oshape[2])))
 
 
 @REGISTRY.op("ConvTranspose", check=check_all(static, _check_conv2d),

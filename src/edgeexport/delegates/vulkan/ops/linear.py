@@ -11,6 +11,7 @@ from edgeexport.delegates.vulkan.context import Blob, EmitContext, const_array, 
 from edgeexport.delegates.vulkan.ops._common import (attr_float, attr_int, check_all,
                                                     input_const, shape_of, static)
 from edgeexport.delegates.vulkan.ops.activation import fuse_activation
+from edgeexport.delegates.vulkan.quant import as_int8
 from edgeexport.delegates.vulkan.registry import REGISTRY
 
 
@@ -53,7 +54,8 @@ def _bias_of_add(add: ir.Node, produced: ir.Value, n: int) -> np.ndarray | None:
 
 def inner_product(node: ir.Node, ctx: EmitContext, x: Blob, rows: int, weight: np.ndarray,
                   bias: np.ndarray | None, output: ir.Value) -> None:
-    """y = x @ weight.T + bias over the last axis of x; weight is (N, K)."""
+    """y = x @ weight.T + bias over the last axis of x; weight is (N, K). In a QDQ graph the
+    layer is ncnn's int8 InnerProduct when quant.int8_form allows it."""
     n, k = weight.shape
     if bias is None:
         add = ctx.sole_consumer(output)
@@ -70,6 +72,7 @@ def inner_product(node: ir.Node, ctx: EmitContext, x: Blob, rows: int, weight: n
     weights = [(np.ascontiguousarray(weight, dtype=np.float32), True)]
     if bias is not None:
         weights.append((bias, False))
+    xin = as_int8(node, ctx, xin, params, weights)
     out_shape = tuple(output.shape)
     tmp_kept = default_kept(out_shape)
     want = tuple(out_shape[a] for a in tmp_kept)

@@ -1,5 +1,5 @@
-"""Normalizations -> ncnn LayerNorm (over the trailing axes, viewed as rows), BatchNorm,
-InstanceNorm and GroupNorm (NCHW, batch 1, per-channel affine).
+"""Normalizations -> ncnn LayerNorm (over the trailing axes, viewed as rows), BatchNorm (2-D to
+4-D), InstanceNorm and GroupNorm (NCHW, batch 1, per-channel affine).
 """
 
 from __future__ import annotations
@@ -59,8 +59,6 @@ def _check_nchw(node: ir.Node, ctx: object) -> str | None:
         return "only NCHW input with batch 1 is mapped"
     if any(input_const(node, i) is None for i in range(1, len(node.inputs))):
         return "parameters must be constant"
-    if node.op_type == "BatchNormalization" and attr_int(node, "training_mode", 0):
-        return "training-mode BatchNormalization is not mapped"
     return None
 
 
@@ -74,14 +72,29 @@ def _f32(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, np.float32).ravel()
 
 
-@REGISTRY.op("BatchNormalization", check=check_all(static, _check_nchw),
-             conditions="inference mode, NCHW, batch 1")
+def _check_batchnorm(node: ir.Node, ctx: object) -> str | None:
+    shape = shape_of(node.inputs[0])
+    if shape is None or len(shape) not in (2, 3, 4) or shape[0] != 1:
+        return "only (1, C), (1, C, L) and NCHW input with batch 1 is mapped"
+    if any(input_const(node, i) is None for i in range(1, len(node.inputs))):
+        return "parameters must be constant"
+    if attr_int(node, "training_mode", 0):
+        return "training-mode BatchNormalization is not mapped"
+    return None
+
+
+@REGISTRY.op("BatchNormalization", check=check_all(static, _check_batchnorm),
+             conditions="inference mode, batch 1, (1, C), (1, C, L) or NCHW")
 def emit_batchnorm(node: ir.Node, ctx: EmitContext) -> None:
-    xin, c = _chw(node, ctx)
+    # ncnn's BatchNorm normalizes per outermost axis of its blob (w of a 1-D blob, rows of a
+    # 2-D one, channels of a 3-D one): (C,), (C, L) and (C, H, W) are all per channel
+    x = ctx.blob(node.inputs[0])
+    view = tuple(x.shape[1:])
+    xin = ctx.as_ncnn_shape(x, view, node.name + "_c")
     scale, bias, mean, var = (input_const(node, i) for i in (1, 2, 3, 4))
     weights = [(_f32(scale), False), (_f32(mean), False), (_f32(var), False), (_f32(bias), False)]
-    ctx.emit(node, "BatchNorm", [xin], {0: c, 1: attr_float(node, "epsilon", 1e-5)}, weights,
-             kept=(1, 2, 3))
+    ctx.emit(node, "BatchNorm", [xin], {0: view[0], 1: attr_float(node, "epsilon", 1e-5)},
+             weights, kept=tuple(range(1, len(x.shape))))
 
 
 @REGISTRY.op("InstanceNormalization", check=check_all(static, _check_nchw),

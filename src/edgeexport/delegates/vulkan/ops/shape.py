@@ -10,6 +10,7 @@ import onnx_ir as ir
 from edgeexport.delegates.vulkan.context import Blob, EmitContext, const_array, default_kept
 from edgeexport.delegates.vulkan.ops._common import (attr_int, attr_ints, check_all,
                                                     input_const, shape_of, static)
+from edgeexport.delegates.vulkan.quant import table_scales
 from edgeexport.delegates.vulkan.registry import REGISTRY
 from edgeexport.errors import ConversionError
 
@@ -241,6 +242,9 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
             raise ConversionError(f"Gather '{node.name}': ncnn's Embed needs the ids straight "
                                   "from a model input (ncnn blobs computed in the graph are float)")
         ctx.int_inputs.add(node.inputs[1].name)
+        scales = table_scales(node)  # an int8 table: its DequantizeLinear is folded in
+        if scales is not None:
+            data = data.astype(np.float32) * scales
         ids = ctx.blob(node.inputs[1])
         n = int(np.prod(ids.shape)) if ids.shape else 1
         vocab, dim = data.shape
