@@ -118,7 +118,7 @@ public struct Manifest: Codable {
         d.keyDecodingStrategy = .convertFromSnakeCase
         let version = (try? d.decode(Version.self, from: data))?.schemaVersion
         guard version == supportedSchemaVersion else {
-            throw BundleError("manifest.json has schema_version \(version.map(String.init) ?? "none"); this app reads " +
+            throw BundleError("manifest.json has schema_version \(version.map { "\($0)" } ?? "none"); this app reads " +
                               "\(supportedSchemaVersion): re-run edgeexport convert with the edgeexport this app came with")
         }
         do {

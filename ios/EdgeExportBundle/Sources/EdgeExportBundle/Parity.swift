@@ -85,7 +85,8 @@ public enum Labels {
 
     /// The file `ref` names, read through `read`; its line count must be `ref.count`.
     public static func load(_ ref: LabelsRef, _ read: (String) throws -> Data) throws -> [String] {
-        let labels = parse(String(decoding: try read(ref.path), as: UTF8.self))
+        let data = try read(ref.path)
+        let labels = parse(String(decoding: data, as: UTF8.self))
         guard labels.count == ref.count else {
             throw BundleError("\(ref.path): \(labels.count) labels, the manifest says \(ref.count); copy the bundle again")
         }

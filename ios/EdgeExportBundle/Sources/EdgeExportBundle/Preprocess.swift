@@ -61,8 +61,11 @@ public struct Preprocessing: Codable {
         let x = normalize(resizeAndCrop(src), nchw: nchw)
         guard let q = input.quantization.params else { return Tensor.float32(shape: shape, values: x) }
         // q = clamp(round(x / scale) + zero_point, -128, 127), round half to even as numpy
-        let codes = x.map { Int8(max(-128, min(127, (Double($0) / q.scale).rounded(.toNearestOrEven) + Double(q.zeroPoint)))) }
-        return try Tensor(shape: shape, dtype: .int8, data: Data(codes.map { UInt8(bitPattern: $0) }))
+        let codes: [UInt8] = x.map { v in
+            let r = (Double(v) / q.scale).rounded(.toNearestOrEven) + Double(q.zeroPoint)
+            return UInt8(bitPattern: Int8(max(-128.0, min(127.0, r))))
+        }
+        return try Tensor(shape: shape, dtype: .int8, data: Data(codes))
     }
 
     /// Resize (shorter side), center crop, then resize to the model's size.
