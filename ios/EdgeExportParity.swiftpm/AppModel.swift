@@ -5,12 +5,14 @@ import EdgeExportBundle
 import Foundation
 import UIKit
 
-/// app.json written by `edgeexport app ios` beside the bundle.
+/// app.json written by `edgeexport app ios` beside the bundle: preprocessing and labels in the
+/// manifest's form, given to `edgeexport app` for a bundle whose manifest has none (labels.path
+/// is relative to app.json's folder).
 struct AppConfig: Decodable {
     let name: String
     let bundle: String
     let preprocessing: Preprocessing?
-    let labels: String?
+    let labels: LabelsRef?
     let latencyRuns: Int?
 }
 
@@ -21,6 +23,7 @@ final class AppModel: ObservableObject {
     private(set) var bundle: EdgeBundle?
     private var config: AppConfig?
     private var labels: [String]?
+    private var labelsOutput: String?
     private var lastUnits: MLComputeUnits?
 
     func load() {
@@ -35,9 +38,10 @@ final class AppModel: ObservableObject {
             let b = try EdgeBundle(root: res.appendingPathComponent(cfg.bundle))
             config = cfg
             bundle = b
-            labels = try b.labels() ?? cfg.labels.map { Labels.parse(try String(contentsOf: res.appendingPathComponent($0), encoding: .utf8)) }
+            labels = try b.labels() ?? cfg.labels.map { ref in try Labels.load(ref) { try Data(contentsOf: res.appendingPathComponent($0)) } }
+            labelsOutput = (b.manifest.labels ?? cfg.labels)?.output
             let m = b.manifest
-            log.append("\(m.source?.model ?? "model"): \(m.artifact) for \(m.target), \(m.precision ?? "fp32"), " +
+            log.append("\(m.source?.model ?? "model"): \(m.artifact) for \(m.target), \(m.precision), " +
                        "compute units \(m.computeUnits ?? "ALL"), \(m.parity.count) parity tensors, tolerance \(m.tolerances.name ?? "")")
         } catch {
             log.append("error: \(error)")
@@ -97,18 +101,22 @@ final class AppModel: ObservableObject {
             return
         }
         let units = lastUnits ?? CoreMLRunner.computeUnits(b.manifest.computeUnits)
-        let labels = self.labels
+        let labels = self.labels, labelled = self.labelsOutput
         busy = true
         Task.detached {
             let text: String
             do {
                 guard let cg = UIImage(data: data)?.cgImage else { throw BundleError("cannot decode the photo") }
-                let input = b.manifest.inputs[0]
+                guard let input = b.manifest.inputs.first(where: { $0.name == pre.input }) else {
+                    throw BundleError("preprocessing names input '\(pre.input)', which the manifest does not have")
+                }
                 let tensor = try pre.tensor(try PixelImage(cgImage: cg), input: input)
                 let runner = try CoreMLRunner(bundle: b, computeUnits: units)
                 let out = try runner.run([input.name: tensor])
-                let name = b.manifest.outputs.first?.name ?? ""
-                guard let scores = (out[name] ?? out.values.first)?.toDoubles() else { throw BundleError("the model returned no output") }
+                // the labelled output (else the first), int8 codes dequantized to real scores
+                let name = labelled ?? b.manifest.outputs.first?.name ?? ""
+                guard let raw = out[name] ?? out.values.first else { throw BundleError("the model returned no output") }
+                let scores = (b.manifest.output(name)?.real(raw) ?? raw).toDoubles()
                 text = "photo \(cg.width)x\(cg.height) on \(runner.name):\n" +
                     Labels.topK(scores, 5, labels: labels).map { String(format: "%6.3f  ", $0.score) + $0.label }.joined(separator: "\n")
             } catch {

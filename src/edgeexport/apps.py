@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 
 from edgeexport.errors import UsageError
 from edgeexport.validate import bundle as bundle_mod
+from edgeexport.validate import manifest as manifest_mod
 
 #: where the templates live: the source checkout's android/ and ios/ folders
 REPO = Path(__file__).resolve().parents[2]
@@ -54,16 +55,11 @@ class AppProject:
                 "notes": self.notes}
 
 
-def preprocessing_from_spec(text: str) -> dict[str, Any]:
-    """`--preprocess` text (e.g. 'imagenet') in the manifest's form, the keys the apps read:
-    resize, crop, mean, std, layout, channel_order ('rgb' | 'gray'), value_range [lo, hi]."""
-    from edgeexport.quantize.calibration import parse_preprocess
-
-    pp = parse_preprocess(text)
-    out: dict[str, Any] = {k: pp[k] for k in ("resize", "crop", "mean", "std", "layout") if k in pp}
-    out["channel_order"] = "gray" if pp.get("mode") == "L" else "rgb"
-    out["value_range"] = [0.0, 255.0 / pp.get("scale", 255.0)]
-    return out
+def preprocessing_from_spec(text: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """`--preprocess` text (e.g. 'imagenet') for a bundle made without it, in the contract's
+    form: what `edgeexport convert --preprocess` writes into manifest.json for these inputs."""
+    inputs = [manifest_mod.Boundary.from_json(t) for t in manifest["inputs"]]
+    return manifest_mod.preprocessing(text, inputs)
 
 
 def _display_name(manifest: dict[str, Any]) -> str:
@@ -108,6 +104,13 @@ def _check_target(platform: str, bundle: Path, manifest: dict[str, Any]) -> None
                          "that edgeexport convert wrote")
 
 
+def _check_version(bundle: Path, manifest: dict[str, Any]) -> None:
+    version = manifest.get("schema_version")
+    if version != manifest_mod.SCHEMA_VERSION:
+        raise UsageError(f"{bundle}: manifest schema_version {version!r}, the apps read "
+                         f"{manifest_mod.SCHEMA_VERSION}; re-run edgeexport convert")
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out}: exists and is not an empty folder; choose a new folder for "
@@ -115,21 +118,14 @@ def _check_out(out: Path) -> None:
     bundle_mod.check_output_dir(out)
 
 
-def _labels(bundle: Path, manifest: dict[str, Any], labels: str | None) -> list[str] | None:
-    if labels:
-        p = Path(labels)
-        if not p.is_file():
-            raise UsageError(f"{labels}: labels file not found (one class name a line)")
-        return [line.rstrip("\r") for line in p.read_text().splitlines()]
-    ref = manifest.get("labels")
-    if isinstance(ref, list):
-        return [str(v) for v in ref]
-    if isinstance(ref, str):
-        p = bundle / ref
-        if not p.resolve().is_relative_to(bundle.resolve()) or not p.is_file():
-            raise UsageError(f"{bundle}: manifest labels '{ref}' is not a file in the bundle")
-        return [line.rstrip("\r") for line in p.read_text().splitlines()]
-    return None
+def _labels(manifest: dict[str, Any], labels: str | None
+            ) -> tuple[list[str], dict[str, Any]] | None:
+    """--labels for a bundle made without them: the names and the contract's `labels` entry."""
+    if not labels:
+        return None
+    names = manifest_mod.read_labels(labels)
+    sizes = {o["name"]: (o["pytorch"]["shape"] or [None])[-1] for o in manifest["outputs"]}
+    return names, manifest_mod.labels_entry(labels, names, sizes)
 
 
 def _copy_template(src: Path, dst: Path, replace: dict[str, str], skip: tuple[str, ...]) -> int:
@@ -181,28 +177,35 @@ def make_app(platform: str, bundle: str | Path, out: str | Path, *, name: str | 
     if not bundle.is_dir():
         raise UsageError(f"{bundle}: not a bundle folder; pass the -o folder of edgeexport convert")
     manifest = bundle_mod.read_manifest(bundle)
+    _check_version(bundle, manifest)
     _check_target(platform, bundle, manifest)
     _check_out(out)
     notes = []
-    pre = manifest.get("preprocessing")
-    if preprocess:
-        if pre:
-            notes.append("--preprocess ignored: the manifest's preprocessing is used")
-        else:
-            pre = preprocessing_from_spec(preprocess)
+    # the manifest's own preprocessing and labels win; --preprocess/--labels only fill a gap,
+    # written in the manifest's form to app.json (the app reads either the same way)
+    pre = None
+    if preprocess and manifest.get("preprocessing"):
+        notes.append("--preprocess ignored: the manifest's preprocessing is used")
+    elif preprocess:
+        pre = preprocessing_from_spec(preprocess, manifest)
     image_inputs = [i for i in manifest["inputs"] if len(i.get("shape") or []) == 4]
-    if not pre and len(image_inputs) == 1 and len(manifest["inputs"]) == 1:
+    if not (pre or manifest.get("preprocessing")) and len(image_inputs) == 1 \
+            and len(manifest["inputs"]) == 1:
         notes.append("no preprocessing in the manifest and no --preprocess: the app runs parity "
                      "and latency; photo classification needs e.g. --preprocess imagenet")
-    label_list = _labels(bundle, manifest, labels)
+    label_list = None
+    if labels and manifest.get("labels"):
+        notes.append("--labels ignored: the manifest's labels are used")
+    else:
+        label_list = _labels(manifest, labels)
     name = name or _display_name(manifest)
     app_id = _app_id(name)
     config = {
         "name": name,
         "bundle": "bundle",
-        # the manifest's own preprocessing wins; this is the --preprocess given to `app`
-        "preprocessing": None if manifest.get("preprocessing") else pre,
-        "labels": "labels.txt" if label_list is not None else None,
+        "preprocessing": pre,
+        # path relative to app.json's folder (the manifest's own is relative to the bundle)
+        "labels": label_list[1] if label_list is not None else None,
         "omitted": [p for p in OMITTED if p in (manifest.get("files") or {})],
         "latency_runs": 50,
     }
@@ -220,7 +223,7 @@ def make_app(platform: str, bundle: str | Path, out: str | Path, *, name: str | 
         bundle_mod.write_json(res / "app.json", config)
         files += 1
         if label_list is not None:
-            (res / "labels.txt").write_text("\n".join(label_list) + "\n")
+            (res / manifest_mod.LABELS_FILE).write_text("\n".join(label_list[0]) + "\n")
             files += 1
     return AppProject(platform, out, name, app_id, out / res.relative_to(stage) / "bundle",
                       files, notes)

@@ -1,7 +1,10 @@
 """Kotlin bundle-core, compiled with the pinned kotlinc and run with JUnit (scripts/build-android-
 core.sh), on real bundles: Kotlin reads their manifests and parity tensors and computes parity
-statistics, which must equal report.json's to 1e-6; and on the shipped photos, Kotlin's
-preprocessing must give Python's `--preprocess imagenet` tensor within 1/255.
+statistics, which must equal report.json's to 1e-6 (an int8 output dequantized by Kotlin with
+the manifest's quantization); and on the shipped photos, Kotlin's preprocessing must give Python's
+`--preprocess imagenet` tensor within 1/255. Bundles converted with --preprocess and --labels
+(float NCHW, and int8 NHWC I/O) also have a photo go through their manifest's preprocessing: the
+input the artifact takes, within 1/255 (float) or one int8 code.
 
 Pre-JNI step: the JVM cannot run the .tflite yet (the native runner's JNI bridge is not wired),
 so the actual outputs are LiteRT's (ai_edge_litert, the runtime report.json was made with),
@@ -20,8 +23,9 @@ import pytest
 
 from edgeexport import runtimes
 from edgeexport.validate.bundle import load_parity_tensors, read_manifest
-from tests.apps.conftest import missing_tool, require_commands
-from tests.apps.vectors import manifest_preprocessing, python_preprocess
+from edgeexport.validate.manifest import Boundary, preprocessing
+from tests.apps.conftest import BUNDLES, missing_tool, require_commands
+from tests.apps.vectors import image_input, python_preprocess
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "build-android-core.sh"
@@ -35,14 +39,16 @@ def _le(arr: np.ndarray) -> bytes:
 
 
 def record_litert(bundle: Path, folder: Path) -> dict:
-    """Run the bundle's parity inputs through LiteRT and save what it fed and returned."""
+    """Run the bundle's parity inputs through LiteRT and save what it fed and what the artifact
+    returned: int8 codes for an int8 output (the Kotlin side dequantizes with the manifest)."""
     manifest = read_manifest(bundle)
     samples, _ = load_parity_tensors(bundle, manifest)
     session = runtimes.get("litert").load(bundle / manifest["artifact"])
     folder.mkdir(parents=True)
     recorded = []
     for i, feeds in enumerate(samples):
-        outs = session.run(feeds)
+        session.run(feeds)  # the session report.json was made with; its run() dequantizes
+        outs = {d["name"]: session._interp.get_tensor(d["index"]) for d in session._outputs}
         entry: dict = {"inputs": {}, "outputs": {}}
         for name, arr in feeds.items():
             p = folder / f"sample{i}_input_{name}.bin"
@@ -54,13 +60,33 @@ def record_litert(bundle: Path, folder: Path) -> dict:
             entry["outputs"][name] = {"path": str(p), "shape": list(np.shape(arr)),
                                       "dtype": np.asarray(arr).dtype.name}
         recorded.append(entry)
-    return {"bundle": str(bundle), "runtime": "litert", "samples": recorded}
+    case = {"bundle": str(bundle), "runtime": "litert", "samples": recorded}
+    if manifest["preprocessing"] is not None:  # a photo as this artifact takes it, from Python
+        case["photo"] = bundle_photo(manifest, folder)
+    return case
+
+
+def bundle_photo(manifest: dict, folder: Path) -> dict:
+    """The first shipped photo through the manifest's preprocessing in Python (calibration's
+    --preprocess path), in the input's layout and dtype (int8 codes with --int8-io)."""
+    from edgeexport.zoo.photos import load_photo, photo_paths
+
+    pre = manifest["preprocessing"]
+    b = Boundary.from_json(next(t for t in manifest["inputs"] if t["name"] == pre["input"]))
+    name, path = sorted(photo_paths().items())[0]
+    rgb = load_photo(path)
+    tensor, _ = python_preprocess(rgb, pre["spec"], tuple(b.pytorch_shape))
+    (folder / f"{name}.rgb").write_bytes(rgb.tobytes())
+    (folder / f"{name}.input").write_bytes(_le(b.to_artifact(tensor)))
+    return {"name": name, "width": rgb.shape[1], "height": rgb.shape[0],
+            "rgb": str(folder / f"{name}.rgb"), "tensor": str(folder / f"{name}.input")}
 
 
 def photo_cases(folder: Path) -> list[dict]:
     from edgeexport.zoo.photos import load_photo, photo_paths
 
     shape = (1, 3, 224, 224)
+    b = image_input("imagenet", shape)
     cases = []
     for name, path in sorted(photo_paths().items()):
         rgb = load_photo(path)
@@ -69,8 +95,7 @@ def photo_cases(folder: Path) -> list[dict]:
         (folder / f"{name}.f32").write_bytes(_le(tensor.astype(np.float32)))
         cases.append({"name": name, "width": rgb.shape[1], "height": rgb.shape[0],
                       "rgb": str(folder / f"{name}.rgb"), "tensor": str(folder / f"{name}.f32"),
-                      "preprocessing": manifest_preprocessing("imagenet"),
-                      "input": {"shape": list(shape), "layout": "NCHW"}})
+                      "preprocessing": preprocessing("imagenet", [b]), "input": b.to_json()})
     return cases
 
 
@@ -104,3 +129,19 @@ def test_bundle_core_on_real_bundles(tflite_bundles: dict[str, Path], tmp_path: 
         assert f"{name} (" in r.stdout
     diffs = [float(x) for x in re.findall(r"max \|kotlin - python\| = (\S+)", r.stdout)]
     assert len(diffs) == len(photos) and max(diffs) <= 1 / 255
+    # the bundles converted with --preprocess/--labels: a photo through their manifest's
+    # preprocessing (float NCHW, int8 NHWC) and their labels, read by Kotlin
+    with_keys = [n for n, args in BUNDLES.items() if "--preprocess" in args]
+    for name in with_keys:
+        m = re.search(rf"{name}: photo \S+ as (\S+) (\S+) .*max \|kotlin - python\| in "
+                      rf"(\S+) = (\S+); labels (\d+)", r.stdout)
+        assert m, f"{name}: no photo line in {r.stdout[-3000:]}"
+        dtype = read_manifest(tflite_bundles[name])["inputs"][0]["dtype"]
+        assert m.group(2) == dtype and int(m.group(5)) == 10
+        assert float(m.group(4)) <= (1 if dtype == "int8" else 1 / 255), m.group(0)
+    assert any(read_manifest(tflite_bundles[n])["inputs"][0]["layout"] == "NHWC"
+               for n in with_keys)
+    # the int8-io bundle's outputs were replayed as int8 codes: Kotlin dequantized them with the
+    # manifest's quantization before its statistics equalled report.json's
+    io = next(b for b in bundles if b["bundle"].endswith("resnet_rpi_int8_io_nhwc"))
+    assert {o["dtype"] for s in io["samples"] for o in s["outputs"].values()} == {"int8"}

@@ -12,6 +12,7 @@ import pytest
 
 from edgeexport.ir import sha256_file
 from edgeexport.validate.bundle import read_manifest
+from edgeexport.validate.manifest import errors
 from tests.apps.conftest import RESNET
 from tests.conftest import REPO, run_cli
 
@@ -92,10 +93,12 @@ def test_android_app_from_mobilenet_int8_nnapi(mobilenet_int8_nnapi: Path, tmp_p
     _assert_bundle_inside(mobilenet_int8_nnapi, assets / "bundle")
     config = json.loads((assets / "app.json").read_text())
     assert config["name"] == "Mobilenet V2 Pretrained"
-    assert config["preprocessing"] == {"resize": 256, "crop": 224,
-                                       "mean": [0.485, 0.456, 0.406],
-                                       "std": [0.229, 0.224, 0.225], "layout": "nchw",
-                                       "channel_order": "rgb", "value_range": [0.0, 1.0]}
+    # the bundle was converted with --preprocess imagenet: the manifest's own is what the app
+    # reads, --preprocess given to `app` is not written again
+    assert config["preprocessing"] is None
+    assert read_manifest(mobilenet_int8_nnapi)["preprocessing"]["resize"]["shorter_side"] == 256
+    out = read_manifest(mobilenet_int8_nnapi)["outputs"][0]["name"]
+    assert config["labels"] == {"path": "labels.txt", "count": 1000, "output": out, "axis": -1}
     assert (assets / "labels.txt").read_text().splitlines()[:2] == imagenet_labels()[:2]
     assert len((assets / "labels.txt").read_text().splitlines()) == 1000
     assert 'applicationId = "io.edgeexport.parity.mobilenetv2pretrained"' in (
@@ -133,8 +136,36 @@ def test_ios_app_from_coreml_bundle(coreml_bundle: Path, tmp_path: Path) -> None
     assert 'name: "Res \\"Net\\"",' in package
     assert 'bundleIdentifier: "io.edgeexport.parity.resnet"' in package
     config = json.loads((res / "app.json").read_text())
-    assert config["preprocessing"]["crop"] == 64 and config["labels"] is None
-    assert read_manifest(coreml_bundle)["compute_units"]  # what the app loads the model with
+    manifest = read_manifest(coreml_bundle)
+    assert manifest["preprocessing"] is None and config["labels"] is None
+    pre = config["preprocessing"]  # in the contract's form, as convert --preprocess writes it
+    assert pre["crop"] == {"height": 64, "width": 64, "position": "center"}
+    assert pre["resize"] == {"shorter_side": 72, "interpolation": "bilinear"}
+    assert pre["value_range"] == [[-2.0, 2.0]] * 3 and pre["input"] == manifest["inputs"][0]["name"]
+    assert pre["layout"] == manifest["inputs"][0]["layout"]
+    assert errors(manifest | {"preprocessing": pre}) == []
+    assert manifest["compute_units"]  # what the app loads the model with
+
+
+def test_app_labels_in_the_contract_form(coreml_bundle: Path, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"class {i}" for i in range(10)) + "\n")
+    r = run_cli("app", "ios", str(coreml_bundle), "-o", str(tmp_path / "app"), "--labels",
+                str(labels))
+    assert r.returncode == 0, r.stderr
+    res = tmp_path / "app/EdgeExportParity.swiftpm/Resources"
+    config = json.loads((res / "app.json").read_text())
+    manifest = read_manifest(coreml_bundle)
+    assert config["labels"] == {"path": "labels.txt", "count": 10,
+                                "output": manifest["outputs"][0]["name"], "axis": -1}
+    assert errors(manifest | {"labels": config["labels"]}) == []
+    assert (res / "labels.txt").read_text().splitlines()[9] == "class 9"
+
+    labels.write_text("a\nb\nc\n")  # resnet_small has 10 classes
+    r = run_cli("app", "ios", str(coreml_bundle), "-o", str(tmp_path / "app3"), "--labels",
+                str(labels))
+    assert r.returncode == 2 and "3 labels, but no output has 3 classes" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "app3").exists()
 
 
 def test_wrong_target_and_busy_folder_exit_2(coreml_bundle: Path, tmp_path: Path) -> None:

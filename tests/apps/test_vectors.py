@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from edgeexport.metrics import TOLERANCES, error_stats
+from edgeexport.validate import manifest
+from edgeexport.validate.manifest import Boundary
 from tests.apps import vectors
 
 
@@ -55,8 +57,23 @@ def test_preprocessing_vectors_hold_in_python() -> None:
     for case in data["cases"]:
         img = case["image"]
         rgb = np.array(img["rgb"], np.uint8).reshape(img["height"], img["width"], 3)
-        tensor, sized = vectors.python_preprocess(rgb, case["python_preprocess"],
-                                                  tuple(case["input"]["shape"]))
+        assert manifest.errors(_with_preprocessing(case)) == [], case["name"]
+        b = Boundary.from_json(case["input"])
+        tensor, sized = vectors.python_preprocess(rgb, case["preprocessing"]["spec"],
+                                                  tuple(b.pytorch_shape))
+        tensor = b.to_artifact(tensor)
         assert tensor.shape == tuple(case["input"]["shape"])
         np.testing.assert_array_equal(sized.ravel(), case["sized"]["pixels"])
         np.testing.assert_array_equal(tensor.ravel(), np.array(case["tensor"], np.float32))
+
+
+def _with_preprocessing(case: dict) -> dict:
+    """A minimal schema-valid manifest around the case's preprocessing and input."""
+    return {"schema_version": 1, "format_version": 1, "target": "rpi", "artifact": "m.tflite",
+            "artifact_format": "tflite", "ir": "ir.onnx", "precision": "fp32",
+            "target_options": {}, "quantization": {"scheme": "none"}, "inputs": [case["input"]],
+            "outputs": [case["input"] | {"name": "y"}], "preprocessing": case["preprocessing"],
+            "tolerances": {"name": "fp32"}, "source": {"model": "m", "kind": "factory",
+                                                       "sha256": None},
+            "tool_versions": {}, "parity_samples": {"count": 1, "source": "random"},
+            "parity": [], "files": {}}

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeexport.apps import preprocessing_from_spec as manifest_preprocessing
 from edgeexport.metrics import TOLERANCES, ErrorStats, error_stats, merge
+from edgeexport.quantize.calibration import parse_preprocess
+from edgeexport.validate.manifest import Boundary, preprocessing
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
@@ -75,18 +76,30 @@ def _test_image(width: int, height: int, seed: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-#: (name, image size WxH, --preprocess text, input shape, the manifest-form preprocessing)
+#: (name, image size WxH, --preprocess text, PyTorch's input shape, the artifact's layout when
+#: it differs from PyTorch's: --io-layout nhwc)
 PREPROCESS_CASES = [
     ("downscale_nchw", (40, 30), "resize=20,crop=16,mean=0.485/0.456/0.406,"
-     "std=0.229/0.224/0.225,layout=nchw,scale=255", (1, 3, 16, 16)),
+     "std=0.229/0.224/0.225,layout=nchw,scale=255", (1, 3, 16, 16), None),
     ("upscale_nchw", (13, 9), "resize=16,crop=16,mean=0.5/0.5/0.5,std=0.5/0.5/0.5,"
-     "layout=nchw,scale=255", (1, 3, 16, 16)),
+     "layout=nchw,scale=255", (1, 3, 16, 16), None),
     ("no_resize_nhwc", (23, 19), "mean=0.485/0.456/0.406,std=0.229/0.224/0.225,layout=nhwc,"
-     "scale=255", (1, 12, 10, 3)),
+     "scale=255", (1, 12, 10, 3), None),
     ("gray_nchw", (31, 27), "resize=14,crop=12,mean=0.5,std=0.25,layout=nchw,scale=255,mode=l",
-     (1, 1, 12, 12)),
-    ("imagenet_small", (50, 37), "imagenet", (1, 3, 24, 24)),
+     (1, 1, 12, 12), None),
+    ("imagenet_small", (50, 37), "imagenet", (1, 3, 24, 24), None),
+    ("imagenet_artifact_nhwc", (41, 47), "imagenet", (1, 3, 20, 20), "NHWC"),
 ]
+
+
+def image_input(text: str, shape: tuple[int, ...], artifact_layout: str | None = None
+                ) -> Boundary:
+    """A float image input 'x' of PyTorch `shape` (layout from --preprocess TEXT), as an
+    artifact takes it: in PyTorch's layout, or NHWC (`artifact_layout`, --io-layout nhwc)."""
+    torch_layout = parse_preprocess(text).get("layout", "nchw").upper()
+    axes = [0, 2, 3, 1] if (torch_layout, artifact_layout) == ("NCHW", "NHWC") else [0, 1, 2, 3]
+    return Boundary("x", list(shape), "float32", torch_layout, [shape[a] for a in axes],
+                    "float32", axes)
 
 
 def python_preprocess(rgb: np.ndarray, text: str, shape: tuple[int, ...]) -> tuple[np.ndarray,
@@ -114,22 +127,22 @@ def python_preprocess(rgb: np.ndarray, text: str, shape: tuple[int, ...]) -> tup
 
 def preprocessing_vectors() -> dict[str, Any]:
     cases = []
-    for i, (name, (w, h), text, shape) in enumerate(PREPROCESS_CASES):
+    for i, (name, (w, h), text, shape, artifact_layout) in enumerate(PREPROCESS_CASES):
         rgb = _test_image(w, h, seed=i)
         tensor, sized = python_preprocess(rgb, text, shape)
+        b = image_input(text, shape, artifact_layout)
         cases.append({
-            "name": name, "python_preprocess": text, "preprocessing": manifest_preprocessing(text),
-            "input": {"name": "x", "shape": list(shape), "dtype": "float32",
-                      "layout": manifest_preprocessing(text).get("layout", "nchw").upper()},
+            "name": name, "preprocessing": preprocessing(text, [b]), "input": b.to_json(),
             "image": {"width": w, "height": h, "rgb": [int(v) for v in rgb.ravel()]},
             "sized": {"width": int(sized.shape[1]), "height": int(sized.shape[0]),
                       "channels": 1 if sized.ndim == 2 else int(sized.shape[2]),
                       "pixels": [int(v) for v in sized.ravel()]},
-            "tensor": _f32(tensor),
+            "tensor": _f32(b.to_artifact(tensor)),
         })
     return {"about": "an RGB image (row-major, 3 bytes a pixel) through edgeexport's --preprocess "
                      "path (quantize.calibration): the 8-bit image after resize+crop and the "
-                     "float32 tensor in the input's layout",
+                     "float32 tensor as the artifact takes it; `preprocessing` and `input` are "
+                     "manifest.json's preprocessing and inputs[] entry (bundle contract v1)",
             "cases": cases}
 
 

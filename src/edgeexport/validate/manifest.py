@@ -55,6 +55,16 @@ class Boundary:
             arr = np.clip(q, info.min, info.max).astype(self.dtype)
         return np.ascontiguousarray(arr)
 
+    @classmethod
+    def from_json(cls, t: dict[str, Any]) -> Boundary:
+        """An inputs[]/outputs[] entry of a manifest back as a Boundary (its inverse)."""
+        q = t["quantization"]
+        quant = {"scale": q["scale"], "zero_point": q["zero_point"]} if q["quantized"] else None
+        facts = {k: t[k] for k in ("ncnn", "coreml") if k in t}
+        return cls(t["name"], list(t["pytorch"]["shape"]), t["pytorch"]["dtype"],
+                   t["pytorch"]["layout"], list(t["shape"]), t["dtype"],
+                   list(t["axes_from_pytorch"]), quant, facts)
+
     def to_json(self) -> dict[str, Any]:
         q: dict[str, Any] = {"quantized": False}
         if self.quant is not None:
@@ -201,9 +211,15 @@ def load_labels(path: str | None, outputs: list[ir.Value]
     """Class names, one per line, and the manifest entry naming the output they index."""
     if not path:
         return None
-    p = Path(path)
+    labels = read_labels(path)
+    return labels, labels_entry(path, labels, {v.name: _dims(v)[-1] if v.shape else None
+                                               for v in outputs})
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """A labels file: one class name per line (UTF-8), trailing empty lines dropped."""
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read labels ({exc}); pass a UTF-8 text file with one "
                          "class name per line") from None
@@ -212,13 +228,18 @@ def load_labels(path: str | None, outputs: list[ir.Value]
     labels = [line.strip() for line in lines]
     if not labels:
         raise UsageError(f"{path}: holds no labels; write one class name per line")
-    sizes = {v.name: _dims(v)[-1] if v.shape else None for v in outputs}
+    return labels
+
+
+def labels_entry(path: str | Path, labels: list[str], sizes: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's `labels` entry: the first output whose last axis (`sizes`, by output
+    name) has one class per label."""
     match = next((n for n, s in sizes.items() if s == len(labels)), None)
     if match is None:
         raise UsageError(f"{path}: {len(labels)} labels, but no output has {len(labels)} classes "
                          f"on its last axis ({', '.join(f'{n}: {s}' for n, s in sizes.items())})"
                          "; one class name per line, in class index order")
-    return labels, {"path": LABELS_FILE, "count": len(labels), "output": match, "axis": -1}
+    return {"path": LABELS_FILE, "count": len(labels), "output": match, "axis": -1}
 
 
 def target_options(target: Target, options: argparse.Namespace | None,

@@ -1,5 +1,5 @@
-// manifest.json of an edgeexport bundle (Codable). Keys the manifest may not carry yet
-// (schema_version, labels, quantization, preprocessing) are optional.
+// manifest.json of an edgeexport bundle (Codable): the bundle contract, schema_version 1
+// (src/edgeexport/validate/manifest.schema.json); other versions are refused.
 import Foundation
 
 /// A dimension is an Int, or a name ("batch") for a symbolic one, read as -1.
@@ -23,32 +23,42 @@ public struct Dims: Codable, Equatable {
     }
 }
 
-/// Per-tensor int8 scale / zero point ({scale, zero_point}, either may be a one-element list).
+/// Per-tensor int8 scale / zero point: real = scale * (q - zeroPoint).
 public struct Quantization: Codable, Equatable {
     public let scale: Double
     public let zeroPoint: Int
 
-    enum CodingKeys: String, CodingKey { case scale, zeroPoint }
-
     public init(scale: Double, zeroPoint: Int) { self.scale = scale; self.zeroPoint = zeroPoint }
+}
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        scale = try (try? c.decode(Double.self, forKey: .scale)) ?? c.decode([Double].self, forKey: .scale)[0]
-        zeroPoint = (try? c.decode(Int.self, forKey: .zeroPoint)) ?? (try? c.decode([Int].self, forKey: .zeroPoint))?.first ?? 0
+/// inputs[]/outputs[].quantization: {quantized: false} or {quantized: true, dtype, scale, zero_point}.
+public struct TensorQuantization: Codable {
+    public let quantized: Bool
+    public let dtype: String?
+    public let scale: Double?
+    public let zeroPoint: Int?
+
+    /// nil when the tensor holds real values.
+    public var params: Quantization? {
+        guard quantized, let s = scale, let z = zeroPoint else { return nil }
+        return Quantization(scale: s, zeroPoint: z)
     }
 }
 
 public struct TensorSpec: Codable {
     public let name: String
     public let shape: Dims
-    public let dtype: String?
-    /// as the artifact takes the tensor: "NCHW", "NHWC" or nil
-    public let layout: String?
-    public let quantization: Quantization?
+    public let dtype: String
+    /// as the artifact takes/gives the tensor: "NCHW", "NHWC" or "plain"
+    public let layout: String
+    public let quantization: TensorQuantization
+    /// artifact axis j holds PyTorch axis axesFromPytorch[j]
+    public let axesFromPytorch: [Int]
 
-    public init(name: String, shape: Dims, dtype: String?, layout: String?, quantization: Quantization?) {
-        self.name = name; self.shape = shape; self.dtype = dtype; self.layout = layout; self.quantization = quantization
+    /// An output as real values: int8 codes dequantized (real = scale * (q - zero_point)).
+    public func real(_ t: Tensor) -> Tensor {
+        guard let q = quantization.params, t.dtype == .int8 || t.dtype == .uint8 else { return t }
+        return Tensor.float32(shape: t.shape, values: t.toDoubles().map { Float(($0 - Double(q.zeroPoint)) * q.scale) })
     }
 }
 
@@ -59,25 +69,18 @@ public struct ParityEntry: Codable {
     public let path: String
     public let shape: [Int]
     public let dtype: DType
+    /// the stored tensor's axis order: always the artifact's
+    public let layout: String
+    /// true: int8 codes the artifact takes; false: real values (expected outputs always)
+    public let quantized: Bool
 }
 
-/// Labels are a file in the bundle or an inline list.
-public enum LabelsRef: Codable {
-    case file(String)
-    case inline([String])
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if let s = try? c.decode(String.self) { self = .file(s) } else { self = .inline(try c.decode([String].self)) }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .file(let s): try c.encode(s)
-        case .inline(let l): try c.encode(l)
-        }
-    }
+/// manifest `labels`: `path` holds `count` class names indexing `output` along its last axis.
+public struct LabelsRef: Codable {
+    public let path: String
+    public let count: Int
+    public let output: String
+    public let axis: Int
 }
 
 public struct Source: Codable {
@@ -85,12 +88,14 @@ public struct Source: Codable {
 }
 
 public struct Manifest: Codable {
-    public let schemaVersion: Int?
-    public let formatVersion: Int?
+    /// The bundle contract version this reader follows (manifest.schema.json).
+    public static let supportedSchemaVersion = 1
+
+    public let schemaVersion: Int
     public let target: String
     public let artifact: String
-    public let artifactFormat: String?
-    public let precision: String?
+    public let artifactFormat: String
+    public let precision: String
     /// CoreML compute units: "CPU_ONLY", "CPU_AND_GPU" (metal), "CPU_AND_NE", "ALL"
     public let computeUnits: String?
     public let inputs: [TensorSpec]
@@ -105,13 +110,21 @@ public struct Manifest: Codable {
 
     public var sampleCount: Int { (parity.map(\.sample).max() ?? -1) + 1 }
 
+    public func output(_ name: String) -> TensorSpec? { outputs.first { $0.name == name } }
+
     public static func decode(_ data: Data) throws -> Manifest {
+        struct Version: Decodable { let schemaVersion: Int? }
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
+        let version = (try? d.decode(Version.self, from: data))?.schemaVersion
+        guard version == supportedSchemaVersion else {
+            throw BundleError("manifest.json has schema_version \(version.map { "\($0)" } ?? "none"); this app reads " +
+                              "\(supportedSchemaVersion): re-run edgeexport convert with the edgeexport this app came with")
+        }
         do {
             return try d.decode(Manifest.self, from: data)
         } catch {
-            throw BundleError("manifest.json cannot be read (\(error)); re-run edgeexport convert")
+            throw BundleError("manifest.json does not follow the bundle contract v1 (\(error)); re-run edgeexport convert")
         }
     }
 }
@@ -148,11 +161,8 @@ public struct EdgeBundle {
         return out
     }
 
+    /// The manifest's labels (the file `labels.path` names), nil without labels.
     public func labels() throws -> [String]? {
-        switch manifest.labels {
-        case .none: return nil
-        case .inline(let l): return l
-        case .file(let p): return Labels.parse(try String(contentsOf: url(p), encoding: .utf8))
-        }
+        try manifest.labels.map { ref in try Labels.load(ref) { try Data(contentsOf: url($0)) } }
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 
 public protocol ModelRunner {
     var name: String { get }
-    /// Inputs by name; outputs by name as float values in the manifest's output shapes.
+    /// Inputs by name; outputs by name as the artifact gives them (int8 codes for an int8
+    /// output: TensorSpec.real dequantizes them).
     func run(_ inputs: [String: Tensor]) throws -> [String: Tensor]
 }
 
@@ -27,7 +28,9 @@ public enum ParityCheck {
         for i in 0..<n {
             let got = try runner.run(bundle.inputs(i))
             for (name, want) in try bundle.expected(i).sorted(by: { $0.key < $1.key }) {
-                guard let actual = got[name] else { missing.insert(name); continue }
+                guard let raw = got[name] else { missing.insert(name); continue }
+                // expected outputs are real values; an int8 output is dequantized first
+                let actual = bundle.manifest.output(name)?.real(raw) ?? raw
                 if perSample[name] == nil { order.append(name) }
                 perSample[name, default: []].append(try Stats.errorStats(
                     expected: want.toDoubles(), expectedShape: want.shape, actual: actual.toDoubles()))
@@ -78,6 +81,16 @@ public enum Labels {
         var lines = text.components(separatedBy: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }
         while lines.last == "" { lines.removeLast() }
         return lines
+    }
+
+    /// The file `ref` names, read through `read`; its line count must be `ref.count`.
+    public static func load(_ ref: LabelsRef, _ read: (String) throws -> Data) throws -> [String] {
+        let data = try read(ref.path)
+        let labels = parse(String(decoding: data, as: UTF8.self))
+        guard labels.count == ref.count else {
+            throw BundleError("\(ref.path): \(labels.count) labels, the manifest says \(ref.count); copy the bundle again")
+        }
+        return labels
     }
 
     /// Best first; ties keep the lower index first.

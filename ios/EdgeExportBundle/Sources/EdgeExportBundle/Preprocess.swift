@@ -6,108 +6,93 @@ import Foundation
 import CoreGraphics
 #endif
 
-/// `preprocessing` keys read (all optional): resize (Int: shorter side, or [h, w]), crop (Int or
-/// [h, w]), mean, std, layout ("nchw" | "nhwc"), channel_order ("rgb" | "bgr" | "gray"),
-/// value_range ([lo, hi] that pixel 0...255 maps onto; default [0, 1]); and edgeexport's own
-/// spelling scale (x = pixel / scale) and mode ("RGB" | "L").
+/// The manifest's `preprocessing` (bundle contract v1): decode to `color` ("RGB" | "L"), resize
+/// the shorter side to resize.shorterSide (bilinear) when present, center-crop crop.height x
+/// crop.width, resize to size when the crop differs, x = (pixel / scale - mean[c]) / std[c],
+/// arrange in `layout` (the artifact's), quantize when the input is int8. valueRange is x's
+/// per-channel [min, max]. Decoded with .convertFromSnakeCase; other keys (formula...) are text.
 public struct Preprocessing: Codable {
-    public var resize: [Int]?
-    public var crop: [Int]?
-    public var mean: [Double] = [0]
-    public var std: [Double] = [1]
-    public var layout: String?
-    public var channelOrder: String = "rgb"
-    public var valueRange: [Double] = [0, 1]
+    public struct Size: Codable { public let height: Int; public let width: Int }
+    public struct Crop: Codable { public let height: Int; public let width: Int; public let position: String }
+    public struct Resize: Codable { public let shorterSide: Int; public let interpolation: String }
 
-    enum CodingKeys: String, CodingKey { case resize, crop, mean, std, layout, channelOrder, valueRange, scale, mode }
+    public let input: String
+    public let spec: String
+    public let color: String
+    public let scale: Double
+    public let mean: [Double]
+    public let std: [Double]
+    public let valueRange: [[Double]]
+    public let resize: Resize?
+    public let crop: Crop
+    public let size: Size
+    public let layout: String
+    public let dtype: String
 
-    public init(resize: [Int]? = nil, crop: [Int]? = nil, mean: [Double] = [0], std: [Double] = [1],
-                layout: String? = nil, channelOrder: String = "rgb", valueRange: [Double] = [0, 1]) {
-        self.resize = resize; self.crop = crop; self.mean = mean; self.std = std
-        self.layout = layout; self.channelOrder = channelOrder; self.valueRange = valueRange
-    }
+    public var channels: Int { color == "L" ? 1 : 3 }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func sizes(_ k: CodingKeys) -> [Int]? {
-            if let v = try? c.decode(Int.self, forKey: k) { return [v] }
-            return try? c.decode([Int].self, forKey: k)
+    /// What this reader does not implement is refused, not approximated.
+    public func check() throws {
+        guard color == "RGB" || color == "L" else { throw BundleError("preprocessing.color '\(color)' is not RGB or L") }
+        guard layout == "NCHW" || layout == "NHWC" else { throw BundleError("preprocessing.layout '\(layout)' is not NCHW or NHWC") }
+        guard resize.map({ $0.interpolation == "bilinear" }) ?? true, crop.position == "center" else {
+            throw BundleError("preprocessing: only bilinear resize and center crop are implemented")
         }
-        func floats(_ k: CodingKeys) -> [Double]? {
-            if let v = try? c.decode(Double.self, forKey: k) { return [v] }
-            return try? c.decode([Double].self, forKey: k)
-        }
-        resize = sizes(.resize)
-        crop = sizes(.crop)
-        mean = floats(.mean) ?? [0]
-        std = floats(.std) ?? [1]
-        layout = (try? c.decode(String.self, forKey: .layout))?.lowercased()
-        let mode = (try? c.decode(String.self, forKey: .mode))?.lowercased()
-        channelOrder = (try? c.decode(String.self, forKey: .channelOrder))?.lowercased() ?? (mode == "l" ? "gray" : "rgb")
-        if let r = try? c.decode([Double].self, forKey: .valueRange) {
-            valueRange = r
-        } else if let s = try? c.decode(Double.self, forKey: .scale) {
-            valueRange = [0, 255 / s]
+        guard mean.count == channels, std.count == channels else {
+            throw BundleError("preprocessing: mean/std need \(channels) values for \(color)")
         }
     }
 
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encodeIfPresent(resize, forKey: .resize)
-        try c.encodeIfPresent(crop, forKey: .crop)
-        try c.encode(mean, forKey: .mean)
-        try c.encode(std, forKey: .std)
-        try c.encodeIfPresent(layout, forKey: .layout)
-        try c.encode(channelOrder, forKey: .channelOrder)
-        try c.encode(valueRange, forKey: .valueRange)
-    }
-
-    /// Pixels to the tensor `input` takes (its shape and layout: the manifest's input layout,
-    /// else ours, else NCHW), float32.
+    /// Pixels to the tensor `input` (the inputs[] entry named by `self.input`) takes: its shape
+    /// and layout, int8 codes when it is quantized.
     public func tensor(_ image: PixelImage, input: TensorSpec) throws -> Tensor {
+        try check()
+        guard input.name == self.input, input.layout == layout else {
+            throw BundleError("preprocessing is for input '\(self.input)' (\(layout)), not '\(input.name)' (\(input.layout))")
+        }
         let shape = input.shape.values.map { $0 < 0 ? 1 : $0 }
         guard shape.count == 4 else { throw BundleError("input '\(input.name)' \(shape) is not an image batch") }
-        let nchw = (input.layout?.lowercased() ?? layout ?? "nchw") == "nchw"
+        let nchw = layout == "NCHW"
         let (h, w, c) = nchw ? (shape[2], shape[3], shape[1]) : (shape[1], shape[2], shape[3])
-        let channels = channelOrder == "gray" ? 1 : 3
-        guard c == channels else { throw BundleError("input '\(input.name)' has \(c) channels, preprocessing gives \(channels)") }
+        guard c == channels, h == size.height, w == size.width else {
+            throw BundleError("input '\(input.name)' is \(h)x\(w)x\(c), preprocessing gives \(size.height)x\(size.width)x\(channels)")
+        }
         let src = channels == 1 && image.channels == 3 ? image.gray() : image
-        return Tensor.float32(shape: shape, values: normalize(resizeAndCrop(src, height: h, width: w), nchw: nchw))
+        let x = normalize(resizeAndCrop(src), nchw: nchw)
+        guard let q = input.quantization.params else { return Tensor.float32(shape: shape, values: x) }
+        // q = clamp(round(x / scale) + zero_point, -128, 127), round half to even as numpy
+        let codes: [UInt8] = x.map { v in
+            let r = (Double(v) / q.scale).rounded(.toNearestOrEven) + Double(q.zeroPoint)
+            return UInt8(bitPattern: Int8(max(-128.0, min(127.0, r))))
+        }
+        return try Tensor(shape: shape, dtype: .int8, data: Data(codes))
     }
 
-    public func resizeAndCrop(_ src: PixelImage, height h: Int, width w: Int) -> PixelImage {
+    /// Resize (shorter side), center crop, then resize to the model's size.
+    public func resizeAndCrop(_ src: PixelImage) -> PixelImage {
         var im = src
-        if let r = resize {
-            if r.count == 2 {
-                im = im.resizeBilinear(width: r[1], height: r[0])
-            } else { // Python: s = resize / min(w, h); round() is half-to-even
-                let s = Double(r[0]) / Double(min(im.width, im.height))
-                im = im.resizeBilinear(width: max(1, Int((Double(im.width) * s).rounded(.toNearestOrEven))),
-                                       height: max(1, Int((Double(im.height) * s).rounded(.toNearestOrEven))))
-            }
+        if let r = resize { // Python: s = resize / min(w, h); round() is half-to-even
+            let s = Double(r.shorterSide) / Double(min(im.width, im.height))
+            im = im.resizeBilinear(width: max(1, Int((Double(im.width) * s).rounded(.toNearestOrEven))),
+                                   height: max(1, Int((Double(im.height) * s).rounded(.toNearestOrEven))))
         }
-        let (ch, cw): (Int, Int) = crop.map { $0.count == 2 ? ($0[0], $0[1]) : ($0[0], $0[0]) } ?? (h, w)
+        let (ch, cw) = (crop.height, crop.width)
         if (im.width != cw || im.height != ch) && im.width >= cw && im.height >= ch {
             im = im.crop(left: (im.width - cw) / 2, top: (im.height - ch) / 2, width: cw, height: ch)
         }
-        if im.width != w || im.height != h { im = im.resizeBilinear(width: w, height: h) }
+        if im.width != size.width || im.height != size.height { im = im.resizeBilinear(width: size.width, height: size.height) }
         return im
     }
 
-    /// float32 in Python's order: pixel / scale (+ lo), then (x - mean) / std.
+    /// float32 in Python's order: pixel / scale, then (x - mean) / std.
     public func normalize(_ im: PixelImage, nchw: Bool) -> [Float] {
         let c = im.channels, plane = im.width * im.height
-        let lo = Float(valueRange[0])
-        let scale = Float(255.0 / (valueRange[1] - valueRange[0]))
-        let m = (0..<c).map { Float(mean[mean.count == 1 ? 0 : $0]) }
-        let s = (0..<c).map { Float(std[std.count == 1 ? 0 : $0]) }
+        let scale = Float(self.scale)
+        let m = mean.map { Float($0) }, s = std.map { Float($0) }
         var out = [Float](repeating: 0, count: plane * c)
         for p in 0..<plane {
             for k in 0..<c {
-                let src = channelOrder == "bgr" ? c - 1 - k : k
-                var x = Float(im.pixels[p * c + src]) / scale
-                if lo != 0 { x += lo }
-                out[nchw ? k * plane + p : p * c + k] = (x - m[k]) / s[k]
+                out[nchw ? k * plane + p : p * c + k] = (Float(im.pixels[p * c + k]) / scale - m[k]) / s[k]
             }
         }
         return out

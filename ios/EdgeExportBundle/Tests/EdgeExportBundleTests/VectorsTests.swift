@@ -75,19 +75,14 @@ final class VectorsTests: XCTestCase {
             let name = c["name"] as! String
             let img = c["image"] as! [String: Any]
             let image = PixelImage(rgb: (img["rgb"] as! [Int]).map { UInt8($0) }, width: img["width"] as! Int, height: img["height"] as! Int)
-            let ppData = try JSONSerialization.data(withJSONObject: c["preprocessing"]!)
+            // the manifest's own preprocessing and inputs[] entry (bundle contract v1)
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase
-            let pp = try decoder.decode(Preprocessing.self, from: ppData)
-            let inp = c["input"] as! [String: Any]
-            let spec = TensorSpec(name: "x", shape: Dims(inp["shape"] as! [Int]), dtype: "float32", layout: inp["layout"] as? String, quantization: nil)
+            let pp = try decoder.decode(Preprocessing.self, from: JSONSerialization.data(withJSONObject: c["preprocessing"]!))
+            let spec = try decoder.decode(TensorSpec.self, from: JSONSerialization.data(withJSONObject: c["input"]!))
 
             let sized = c["sized"] as! [String: Any]
-            let shape = inp["shape"] as! [Int]
-            let nchw = (inp["layout"] as? String) == "NCHW"
-            let (h, w) = nchw ? (shape[2], shape[3]) : (shape[1], shape[2])
-            let source = pp.channelOrder == "gray" ? image.gray() : image
-            let mine = pp.resizeAndCrop(source, height: h, width: w)
+            let mine = pp.resizeAndCrop(pp.channels == 1 ? image.gray() : image)
             XCTAssertEqual(mine.width, sized["width"] as? Int, name)
             XCTAssertEqual(mine.pixels.map { Int($0) }, sized["pixels"] as! [Int], "\(name): pixels differ from Pillow's resize")
 

@@ -7,6 +7,7 @@ import io.edgeexport.bundle.Bundle
 import io.edgeexport.bundle.BundleException
 import io.edgeexport.bundle.BundleFiles
 import io.edgeexport.bundle.Labels
+import io.edgeexport.bundle.LabelsRef
 import io.edgeexport.bundle.Preprocessing
 import org.json.JSONObject
 import java.io.FileNotFoundException
@@ -20,7 +21,8 @@ class AssetFiles(private val context: Context, private val root: String) : Bundl
 }
 
 class AppBundle(val bundle: Bundle, val preprocessing: Preprocessing?, val labels: List<String>?,
-                val omitted: Set<String>, val latencyRuns: Int) {
+                /** the output the labels index (labels.output), null without labels */
+                val labelsOutput: String?, val omitted: Set<String>, val latencyRuns: Int) {
 
     /** sha256 of every file the app carries, against the manifest (IR and HTML report are left out). */
     fun verify(): List<String> = bundle.verify().filter { it !in omitted }
@@ -34,14 +36,17 @@ class AppBundle(val bundle: Bundle, val preprocessing: Preprocessing?, val label
             }
             val root = config.optString("bundle", "bundle")
             val bundle = Bundle.open(AssetFiles(context, root))
+            // app.json's preprocessing/labels (given to `edgeexport app`) are in the manifest's
+            // form and fill in only what the manifest lacks; its labels path is in the assets root
             val pre = bundle.manifest.preprocessing
                 ?: config.optJSONObject("preprocessing")?.let { Preprocessing.fromJson(it) }
-            val labelsFile = if (config.isNull("labels")) null else config.optString("labels")
-            val labels = bundle.labels() ?: labelsFile?.let { f ->
-                Labels.parse(context.assets.open(f).use { String(it.readBytes(), Charsets.UTF_8) })
+            val appLabels = config.optJSONObject("labels")?.let { LabelsRef.fromJson(it) }
+            val labelsRef = bundle.manifest.labels ?: appLabels
+            val labels = bundle.labels() ?: appLabels?.let { ref ->
+                Labels.load(ref) { f -> context.assets.open(f).use { it.readBytes() } }
             }
             val omitted = config.optJSONArray("omitted")?.let { a -> List(a.length()) { a.getString(it) }.toSet() } ?: emptySet()
-            return AppBundle(bundle, pre, labels, omitted, config.optInt("latency_runs", 50))
+            return AppBundle(bundle, pre, labels, labelsRef?.output, omitted, config.optInt("latency_runs", 50))
         }
     }
 }

@@ -66,8 +66,9 @@ class LiteRtRunner(model: ByteArray, val accelerator: Accelerator, threads: Int 
             val bytes = ByteArray(buf.capacity())
             buf.rewind()
             buf.get(bytes)
-            // outputs are compared as float, dequantized as edgeexport's LiteRT runtime does
-            result[t.name()] = Tensor(t.shape(), dtype(t), bytes).castTo(DType.FLOAT32, quant(t))
+            // as the artifact gives it (int8 codes with --int8-io): ParityCheck dequantizes with
+            // the manifest's outputs[].quantization
+            result[t.name()] = Tensor(t.shape(), dtype(t), bytes)
         }
         return result
     }

@@ -88,10 +88,14 @@ class MainActivity : ComponentActivity() {
         } ?: return@guarded show("cannot decode $uri")
         val argb = IntArray(bitmap.width * bitmap.height)
         bitmap.getPixels(argb, 0, bitmap.width, 0, 0, bitmap.width, bitmap.height)
-        val input = a.bundle.manifest.inputs.single()
+        val m = a.bundle.manifest
+        val input = m.inputs.first { it.name == pre.input }
         val tensor = pre.toTensor(argb, bitmap.width, bitmap.height, input)
-        LiteRtRunner(a.bundle.read(a.bundle.manifest.artifact), lastAccelerator).use { runner ->
-            val scores = runner.run(mapOf(input.name to tensor)).values.first().toDoubles()
+        LiteRtRunner(a.bundle.read(m.artifact), lastAccelerator).use { runner ->
+            val outs = runner.run(mapOf(input.name to tensor))
+            // the labelled output (else the first), int8 codes dequantized to real scores
+            val name = a.labelsOutput?.takeIf { it in outs } ?: outs.keys.first()
+            val scores = (m.output(name)?.real(outs.getValue(name)) ?: outs.getValue(name)).toDoubles()
             val top = Labels.topK(scores, 5, a.labels)
             show("photo ${bitmap.width}x${bitmap.height} on ${runner.name}:\n" +
                 top.joinToString("\n") { "%6.3f  %s".format(it.score, it.label) })

@@ -40,10 +40,8 @@ class Bundle(val manifest: Manifest, private val files: BundleFiles) {
         return out
     }
 
-    /** Labels from the manifest (inline, or the file it names), else null. */
-    fun labels(): List<String>? = manifest.labels ?: manifest.labelsPath?.let { p ->
-        Labels.parse(String(read(p), Charsets.UTF_8))
-    }
+    /** The manifest's labels (the file `labels.path` names, `labels.count` lines), else null. */
+    fun labels(): List<String>? = manifest.labels?.let { Labels.load(it) { p -> read(p) } }
 
     /** Paths whose sha256 differs from the manifest's `files` (missing files included). */
     fun verify(): List<String> = manifest.files.entries.filter { (path, sha) ->

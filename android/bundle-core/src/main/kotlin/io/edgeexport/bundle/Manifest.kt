@@ -1,5 +1,5 @@
-// manifest.json of an edgeexport bundle, read with the org.json API that Android has built in.
-// Keys the manifest may or may not carry yet (schema_version, labels, quantization) are optional.
+// manifest.json of an edgeexport bundle (the bundle contract, schema_version 1: see
+// src/edgeexport/validate/manifest.schema.json), read with the org.json API Android has built in.
 package io.edgeexport.bundle
 
 import org.json.JSONArray
@@ -10,15 +10,34 @@ data class TensorSpec(
     /** -1 for a symbolic dimension ("batch") */
     val shape: IntArray,
     val dtype: String,
-    /** as the artifact takes the tensor: "NCHW", "NHWC" or null (not an image) */
-    val layout: String?,
+    /** as the artifact takes/gives the tensor: "NCHW", "NHWC" or "plain" (not an image batch) */
+    val layout: String,
+    /** null: real values (`quantization.quantized` false); else the int8 codes' scale/zero point */
     val quantization: Quantization?,
-)
+    /** artifact axis j holds PyTorch axis axesFromPytorch[j] */
+    val axesFromPytorch: IntArray,
+) {
+    /** An output as real values: int8 codes dequantized (real = scale * (q - zero_point)). */
+    fun real(t: Tensor): Tensor =
+        if (quantization != null && (t.dtype == DType.INT8 || t.dtype == DType.UINT8)) t.castTo(DType.FLOAT32, quantization) else t
+}
 
 data class ParityEntry(
     val sample: Int, val kind: String, val tensor: String, val path: String,
     val shape: IntArray, val dtype: String,
+    /** the stored tensor's axis order: always the artifact's */
+    val layout: String,
+    /** true: int8 codes the artifact takes (inputs with int8 I/O); false: real values */
+    val quantized: Boolean,
 )
+
+/** The manifest's `labels`: [path] holds [count] class names, indexing [output] along [axis] (-1). */
+data class LabelsRef(val path: String, val count: Int, val output: String, val axis: Int) {
+    companion object {
+        fun fromJson(o: JSONObject): LabelsRef =
+            LabelsRef(o.getString("path"), o.getInt("count"), o.getString("output"), o.getInt("axis"))
+    }
+}
 
 data class Manifest(
     val schemaVersion: Int,
@@ -35,42 +54,57 @@ data class Manifest(
     val parity: List<ParityEntry>,
     /** relative path -> sha256 hex */
     val files: Map<String, String>,
-    /** a labels file inside the bundle, or inline labels; null when the manifest names none */
-    val labelsPath: String?,
-    val labels: List<String>?,
+    /** null when the bundle was converted without --labels */
+    val labels: LabelsRef?,
     val sourceModel: String?,
 ) {
     /** Number of parity samples (manifest `parity[].sample` runs 0 until this). */
     val sampleCount: Int get() = (parity.maxOfOrNull { it.sample } ?: -1) + 1
 
+    fun output(name: String): TensorSpec? = outputs.firstOrNull { it.name == name }
+
     companion object {
+        /** The bundle contract version this reader follows (manifest.schema.json). */
+        const val SCHEMA_VERSION = 1
+
         fun parse(text: String): Manifest {
             val o = try {
                 JSONObject(text)
             } catch (e: org.json.JSONException) {
                 throw BundleException("manifest.json is not JSON (${e.message}); re-run edgeexport convert")
             }
-            for (key in listOf("target", "artifact", "inputs", "outputs", "parity")) {
+            val version = if (o.has("schema_version")) o.get("schema_version") else null
+            if (version != SCHEMA_VERSION) {
+                throw BundleException("manifest.json has schema_version $version; this app reads $SCHEMA_VERSION: " +
+                    "re-run edgeexport convert with the edgeexport this app came with")
+            }
+            for (key in listOf("target", "artifact", "inputs", "outputs", "parity", "tolerances")) {
                 if (!o.has(key)) throw BundleException("manifest.json has no '$key'; is it from edgeexport convert?")
             }
+            return try {
+                read(o)
+            } catch (e: org.json.JSONException) { // a key of the contract missing or of the wrong type
+                throw BundleException("manifest.json does not follow the bundle contract v$SCHEMA_VERSION (${e.message}); re-run edgeexport convert")
+            }
+        }
+
+        private fun read(o: JSONObject): Manifest {
             val files = mutableMapOf<String, String>()
             o.optJSONObject("files")?.let { f -> f.keys().forEach { k -> val key = k.toString(); files[key] = f.getString(key) } }
-            val labels = o.opt("labels")
             return Manifest(
-                schemaVersion = if (o.has("schema_version")) o.getInt("schema_version") else o.optInt("format_version", 1),
+                schemaVersion = SCHEMA_VERSION,
                 target = o.getString("target"),
                 artifact = o.getString("artifact"),
-                artifactFormat = optString(o, "artifact_format") ?: o.getString("artifact").substringAfterLast('.'),
-                precision = optString(o, "precision") ?: "fp32",
+                artifactFormat = o.getString("artifact_format"),
+                precision = o.getString("precision"),
                 computeUnits = optString(o, "compute_units"),
                 inputs = specs(o.getJSONArray("inputs")),
                 outputs = specs(o.getJSONArray("outputs")),
                 preprocessing = o.optJSONObject("preprocessing")?.let { Preprocessing.fromJson(it) },
-                tolerance = tolerance(o.optJSONObject("tolerances") ?: JSONObject()),
+                tolerance = tolerance(o.getJSONObject("tolerances")),
                 parity = parity(o.getJSONArray("parity")),
                 files = files,
-                labelsPath = labels as? String,
-                labels = (labels as? JSONArray)?.let { a -> List(a.length()) { a.getString(it) } },
+                labels = o.optJSONObject("labels")?.let { LabelsRef.fromJson(it) },
                 sourceModel = o.optJSONObject("source")?.let { optString(it, "model") },
             )
         }
@@ -81,34 +115,19 @@ data class Manifest(
 
         fun doubles(a: JSONArray): DoubleArray = DoubleArray(a.length()) { a.getDouble(it) }
 
-        private fun ints(a: JSONArray): IntArray = IntArray(a.length()) { a.optInt(it, -1) }
+        fun ints(a: JSONArray): IntArray = IntArray(a.length()) { a.optInt(it, -1) }
 
-        private fun specs(a: JSONArray): List<TensorSpec> = List(a.length()) { i ->
-            val t = a.getJSONObject(i)
-            TensorSpec(
-                t.getString("name"), ints(t.getJSONArray("shape")), optString(t, "dtype") ?: "float32",
-                optString(t, "layout")?.uppercase(), quantization(t.optJSONObject("quantization")),
-            )
-        }
+        private fun specs(a: JSONArray): List<TensorSpec> = List(a.length()) { spec(a.getJSONObject(it)) }
 
-        /** {scale, zero_point} (or one-element lists, or scales/zero_points); per-tensor only. */
-        private fun quantization(q: JSONObject?): Quantization? {
-            if (q == null) return null
-            fun first(vararg keys: String): Double? {
-                for (k in keys) {
-                    if (!q.has(k) || q.isNull(k)) continue
-                    val v = q.get(k)
-                    if (v is JSONArray) {
-                        if (v.length() != 1) throw BundleException("per-channel quantization of an input/output ($k has ${v.length()} values) is not supported by the app")
-                        return v.getDouble(0)
-                    }
-                    return q.getDouble(k)
-                }
-                return null
-            }
-            val scale = first("scale", "scales") ?: return null
-            return Quantization(scale, (first("zero_point", "zero_points") ?: 0.0).toLong())
-        }
+        /** One inputs[]/outputs[] entry. */
+        fun spec(t: JSONObject): TensorSpec = TensorSpec(
+            t.getString("name"), ints(t.getJSONArray("shape")), t.getString("dtype"),
+            t.getString("layout"), quantization(t.getJSONObject("quantization")), ints(t.getJSONArray("axes_from_pytorch")),
+        )
+
+        /** {quantized: false} -> null; {quantized: true, dtype, scale, zero_point} (per tensor). */
+        private fun quantization(q: JSONObject): Quantization? =
+            if (!q.getBoolean("quantized")) null else Quantization(q.getDouble("scale"), q.getLong("zero_point"))
 
         private fun tolerance(t: JSONObject): Tolerance = Tolerance(
             t.optString("name", "custom"),
@@ -120,7 +139,8 @@ data class Manifest(
         private fun parity(a: JSONArray): List<ParityEntry> = List(a.length()) { i ->
             val e = a.getJSONObject(i)
             ParityEntry(e.getInt("sample"), e.getString("kind"), e.getString("tensor"),
-                e.getString("path"), ints(e.getJSONArray("shape")), e.getString("dtype"))
+                e.getString("path"), ints(e.getJSONArray("shape")), e.getString("dtype"),
+                e.getString("layout"), e.getBoolean("quantized"))
         }
     }
 }

@@ -6,7 +6,10 @@ interface ModelRunner : AutoCloseable {
     /** e.g. "litert-xnnpack", "litert-nnapi", "litert-gpu" */
     val name: String
 
-    /** Feeds inputs by name (cast to what the model takes), returns outputs by name as float32. */
+    /**
+     * Feeds inputs by name (cast to what the model takes), returns outputs by name as the
+     * artifact gives them: int8 codes for an int8 output (TensorSpec.real dequantizes them).
+     */
     fun run(inputs: Map<String, Tensor>): Map<String, Tensor>
 
     override fun close() {}

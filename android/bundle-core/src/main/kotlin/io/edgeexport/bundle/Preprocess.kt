@@ -3,122 +3,109 @@
 // same center crop, same float32 arithmetic, so the tensor matches Python's to float rounding.
 package io.edgeexport.bundle
 
-import org.json.JSONArray
 import org.json.JSONObject
 
 /**
- * The manifest's `preprocessing` object. Keys read (all optional):
- * `resize` (int: shorter side, or [h, w]), `crop` (int or [h, w], centered), `mean`, `std`
- * (per channel, applied after value_range), `layout` ("nchw" | "nhwc"), `channel_order`
- * ("rgb" | "bgr" | "gray"), `value_range` ([lo, hi]: pixel 0..255 maps onto it; default [0, 1]).
- * edgeexport's own spelling `scale` (x = pixel / scale) and `mode` ("RGB" | "L") are read too.
+ * The manifest's `preprocessing` (bundle contract v1): decode to [color] ("RGB" | "L"), resize the
+ * shorter side to [resizeShorterSide] (bilinear) when given, center-crop [cropHeight] x
+ * [cropWidth], resize to [height] x [width] when the crop differs, x = (pixel / [scale] -
+ * mean[c]) / std[c], arrange in [layout] (the artifact's: "NCHW" | "NHWC"), quantize when the
+ * input is int8. [valueRange] is x's per-channel [min, max] (after normalization).
  */
 data class Preprocessing(
-    val resize: IntArray? = null,
-    val crop: IntArray? = null,
-    val mean: DoubleArray = doubleArrayOf(0.0),
-    val std: DoubleArray = doubleArrayOf(1.0),
-    val layout: String? = null,
-    val channelOrder: String = "rgb",
-    val valueRange: DoubleArray = doubleArrayOf(0.0, 1.0),
+    val input: String,
+    val color: String,
+    val scale: Double,
+    val mean: DoubleArray,
+    val std: DoubleArray,
+    val valueRange: List<DoubleArray>,
+    val resizeShorterSide: Int?,
+    val cropHeight: Int,
+    val cropWidth: Int,
+    val height: Int,
+    val width: Int,
+    val layout: String,
+    val dtype: String,
 ) {
-    companion object {
-        /** `--preprocess imagenet` of edgeexport.quantize.calibration. */
-        val IMAGENET = Preprocessing(
-            resize = intArrayOf(256), crop = intArrayOf(224),
-            mean = doubleArrayOf(0.485, 0.456, 0.406), std = doubleArrayOf(0.229, 0.224, 0.225),
-            layout = "nchw",
-        )
+    val channels: Int get() = if (color == "L") 1 else 3
 
+    companion object {
         fun fromJson(o: JSONObject): Preprocessing {
-            fun sizes(key: String): IntArray? {
-                if (!o.has(key) || o.isNull(key)) return null
-                val v = o.get(key)
-                return if (v is JSONArray) IntArray(v.length()) { v.getInt(it) } else intArrayOf(o.getInt(key))
-            }
-            fun floats(key: String, default: DoubleArray): DoubleArray =
-                o.optJSONArray(key)?.let { Manifest.doubles(it) }
-                    ?: if (o.has(key) && !o.isNull(key)) doubleArrayOf(o.getDouble(key)) else default
-            val mode = Manifest.optString(o, "mode")?.lowercase()
-            val order = Manifest.optString(o, "channel_order")?.lowercase()
-                ?: if (mode == "l") "gray" else "rgb"
-            if (order !in listOf("rgb", "bgr", "gray")) {
-                throw BundleException("preprocessing.channel_order '$order' is not rgb, bgr or gray")
-            }
-            val range = o.optJSONArray("value_range")?.let { Manifest.doubles(it) }
-                ?: if (o.has("scale")) doubleArrayOf(0.0, 255.0 / o.getDouble("scale")) else doubleArrayOf(0.0, 1.0)
-            return Preprocessing(
-                sizes("resize"), sizes("crop"), floats("mean", doubleArrayOf(0.0)),
-                floats("std", doubleArrayOf(1.0)), Manifest.optString(o, "layout")?.lowercase(),
-                order, range,
+            val crop = o.getJSONObject("crop")
+            val size = o.getJSONObject("size")
+            val resize = o.optJSONObject("resize")
+            val vr = o.getJSONArray("value_range")
+            val p = Preprocessing(
+                o.getString("input"), o.getString("color"), o.getDouble("scale"),
+                Manifest.doubles(o.getJSONArray("mean")), Manifest.doubles(o.getJSONArray("std")),
+                List(vr.length()) { Manifest.doubles(vr.getJSONArray(it)) },
+                resize?.getInt("shorter_side"), crop.getInt("height"), crop.getInt("width"),
+                size.getInt("height"), size.getInt("width"), o.getString("layout"), o.getString("dtype"),
             )
+            // what this reader does not implement is refused, not approximated
+            if (p.color !in listOf("RGB", "L")) throw BundleException("preprocessing.color '${p.color}' is not RGB or L")
+            if (p.layout !in listOf("NCHW", "NHWC")) throw BundleException("preprocessing.layout '${p.layout}' is not NCHW or NHWC")
+            if (resize != null && resize.getString("interpolation") != "bilinear") {
+                throw BundleException("preprocessing.resize.interpolation '${resize.getString("interpolation")}' is not bilinear")
+            }
+            if (crop.getString("position") != "center") throw BundleException("preprocessing.crop.position '${crop.getString("position")}' is not center")
+            if (p.mean.size != p.channels || p.std.size != p.channels) {
+                throw BundleException("preprocessing: mean/std need ${p.channels} values for ${p.color}")
+            }
+            return p
         }
     }
 
     /**
      * [argb] holds [width] x [height] pixels as Android's Bitmap.getPixels gives them
-     * (0xAARRGGBB, row-major; alpha ignored). Returns the tensor [input] takes: its shape, its
-     * layout (the manifest's input layout, else ours, else NCHW), quantized when the input is int8.
+     * (0xAARRGGBB, row-major; alpha ignored). Returns the tensor [input] (the manifest's
+     * inputs[] entry named by `preprocessing.input`) takes: its shape and layout, int8 codes when
+     * the input is quantized.
      */
     fun toTensor(argb: IntArray, width: Int, height: Int, input: TensorSpec): Tensor {
-        val channels = if (channelOrder == "gray") 1 else 3
+        if (input.name != this.input) throw BundleException("preprocessing is for input '${this.input}', not '${input.name}'")
+        if (input.layout != layout) throw BundleException("input '${input.name}' is ${input.layout}, preprocessing says $layout")
         val img = PixelImage.fromArgb(argb, width, height, channels == 1)
-        val nchw = (input.layout?.lowercase() ?: layout ?: "nchw") == "nchw"
+        val nchw = layout == "NCHW"
         val shape = IntArray(input.shape.size) { if (input.shape[it] < 0) 1 else input.shape[it] }
         if (shape.size != 4) {
             throw BundleException("input '${input.name}' ${shape.contentToString()} is not an image batch")
         }
         val (h, w, c) = if (nchw) Triple(shape[2], shape[3], shape[1]) else Triple(shape[1], shape[2], shape[3])
-        if (c != channels) {
-            throw BundleException("input '${input.name}' has $c channels, preprocessing gives $channels ($channelOrder)")
+        if (c != channels || h != this.height || w != this.width) {
+            throw BundleException("input '${input.name}' is ${h}x${w}x$c, preprocessing gives ${this.height}x${this.width}x$channels ($color)")
         }
-        val sized = resizeAndCrop(img, h, w)
-        val values = normalize(sized, nchw)
-        val t = Tensor.fromFloats(shape, values)
+        val sized = resizeAndCrop(img)
+        val t = Tensor.fromFloats(shape, normalize(sized, nchw))
         val want = DType.of(input.dtype)
         return if (want == DType.FLOAT32 && input.quantization == null) t else t.castTo(want, input.quantization)
     }
 
-    /** Resize (shorter side, or exact [h, w]), center crop, then resize to the model's size. */
-    fun resizeAndCrop(src: PixelImage, h: Int, w: Int): PixelImage {
+    /** Resize (shorter side), center crop, then resize to the model's size. */
+    fun resizeAndCrop(src: PixelImage): PixelImage {
         var im = src
-        val r = resize
-        if (r != null) {
-            im = if (r.size == 2) {
-                im.resizeBilinear(r[1], r[0])
-            } else { // Python: s = resize / min(w, h); (max(1, round(w * s)), max(1, round(h * s)))
-                val s = r[0].toDouble() / minOf(im.width, im.height)
-                im.resizeBilinear(maxOf(1, Math.rint(im.width * s).toInt()), maxOf(1, Math.rint(im.height * s).toInt()))
-            }
+        resizeShorterSide?.let { r -> // Python: s = resize / min(w, h); (max(1, round(w * s)), max(1, round(h * s)))
+            val s = r.toDouble() / minOf(im.width, im.height)
+            im = im.resizeBilinear(maxOf(1, Math.rint(im.width * s).toInt()), maxOf(1, Math.rint(im.height * s).toInt()))
         }
-        val c = crop
-        val (ch, cw) = when {
-            c == null -> h to w
-            c.size == 2 -> c[0] to c[1]
-            else -> c[0] to c[0]
+        if ((im.width != cropWidth || im.height != cropHeight) && im.width >= cropWidth && im.height >= cropHeight) {
+            im = im.crop((im.width - cropWidth) / 2, (im.height - cropHeight) / 2, cropWidth, cropHeight)
         }
-        if ((im.width != cw || im.height != ch) && im.width >= cw && im.height >= ch) {
-            im = im.crop((im.width - cw) / 2, (im.height - ch) / 2, cw, ch)
-        }
-        if (im.width != w || im.height != h) im = im.resizeBilinear(w, h)
+        if (im.width != width || im.height != height) im = im.resizeBilinear(width, height)
         return im
     }
 
-    /** float32 throughout, in Python's order: pixel / scale (+ lo), then (x - mean) / std. */
+    /** float32 throughout, in Python's order: pixel / scale, then (x - mean) / std. */
     fun normalize(im: PixelImage, nchw: Boolean): FloatArray {
         val c = im.channels
-        val lo = valueRange[0].toFloat()
-        val scale = (255.0 / (valueRange[1] - valueRange[0])).toFloat()
-        val mean = FloatArray(c) { mean[if (this.mean.size == 1) 0 else it].toFloat() }
-        val std = FloatArray(c) { std[if (this.std.size == 1) 0 else it].toFloat() }
+        val scale = scale.toFloat()
+        val mean = FloatArray(c) { mean[it].toFloat() }
+        val std = FloatArray(c) { std[it].toFloat() }
         val plane = im.width * im.height
         val out = FloatArray(plane * c)
         for (p in 0 until plane) {
             for (k in 0 until c) {
-                val src = if (channelOrder == "bgr") c - 1 - k else k
-                var x = im.pixels[p * c + src].toFloat() / scale
-                if (lo != 0f) x += lo
-                val v = (x - mean[k]) / std[k]
+                val v = (im.pixels[p * c + k].toFloat() / scale - mean[k]) / std[k]
                 out[if (nchw) k * plane + p else p * c + k] = v
             }
         }

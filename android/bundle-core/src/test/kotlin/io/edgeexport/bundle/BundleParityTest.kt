@@ -106,13 +106,9 @@ class BundleParityTest {
             val w = p.getInt("width")
             val h = p.getInt("height")
             val rgb = File(p.getString("rgb")).readBytes()
-            val argb = IntArray(w * h) { k ->
-                (0xff shl 24) or ((rgb[3 * k].toInt() and 0xff) shl 16) or ((rgb[3 * k + 1].toInt() and 0xff) shl 8) or (rgb[3 * k + 2].toInt() and 0xff)
-            }
+            val argb = argb(rgb, w, h)
             val pp = Preprocessing.fromJson(p.getJSONObject("preprocessing"))
-            val inp = p.getJSONObject("input")
-            val spec = TensorSpec("x", inp.getJSONArray("shape").let { a -> IntArray(a.length()) { a.getInt(it) } },
-                "float32", inp.getString("layout"), null)
+            val spec = Manifest.spec(p.getJSONObject("input"))
             val mine = pp.toTensor(argb, w, h, spec).toFloats()
             val want = Tensor(spec.shape, DType.FLOAT32, File(p.getString("tensor")).readBytes()).toFloats()
             var maxDiff = 0.0
@@ -120,5 +116,43 @@ class BundleParityTest {
             println("photo ${p.getString("name")} ${w}x$h: max |kotlin - python| = $maxDiff")
             assertTrue("photo ${p.getString("name")}: max |kotlin - python| = $maxDiff > 1/255", maxDiff <= 1.0 / 255)
         }
+    }
+
+    @Test
+    fun bundlePreprocessingAndLabels() {
+        val bundles = cases.getJSONArray("bundles")
+        var seen = 0
+        for (i in 0 until bundles.length()) {
+            val case = bundles.getJSONObject(i)
+            val photo = case.optJSONObject("photo") ?: continue
+            val dir = File(case.getString("bundle"))
+            val bundle = Bundle.open(dir)
+            val m = bundle.manifest
+            val pp = m.preprocessing!!
+            val input = m.inputs.first { it.name == pp.input }
+            assertEquals(input.layout, pp.layout)
+            assertEquals(input.dtype, pp.dtype)
+            val w = photo.getInt("width")
+            val h = photo.getInt("height")
+            val mine = pp.toTensor(argb(File(photo.getString("rgb")).readBytes(), w, h), w, h, input)
+            val want = Tensor(mine.shape, DType.of(input.dtype), File(photo.getString("tensor")).readBytes())
+            assertEquals(DType.of(input.dtype), mine.dtype)
+            val a = mine.toDoubles()
+            val b = want.toDoubles()
+            val maxDiff = a.indices.maxOf { Math.abs(a[it] - b[it]) }
+            val unit = if (input.quantization != null) "codes" else "values"
+            val labels = bundle.labels()!!
+            val ref = m.labels!!
+            assertEquals(ref.count, m.output(ref.output)!!.shape.last())
+            println("${dir.name}: photo ${photo.getString("name")} as ${input.layout} ${input.dtype} -> " +
+                "max |kotlin - python| in $unit = $maxDiff; labels ${labels.size}")
+            assertTrue("${dir.name}: $maxDiff", maxDiff <= if (input.quantization != null) 1.0 else 1.0 / 255)
+            seen++
+        }
+        assertTrue("no bundle with preprocessing given", seen > 0)
+    }
+
+    private fun argb(rgb: ByteArray, w: Int, h: Int) = IntArray(w * h) { k ->
+        (0xff shl 24) or ((rgb[3 * k].toInt() and 0xff) shl 16) or ((rgb[3 * k + 1].toInt() and 0xff) shl 8) or (rgb[3 * k + 2].toInt() and 0xff)
     }
 }

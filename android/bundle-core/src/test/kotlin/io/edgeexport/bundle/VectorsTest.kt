@@ -5,8 +5,8 @@ package io.edgeexport.bundle
 import org.json.JSONArray
 import org.json.JSONObject
 import org.junit.Assert.assertEquals
-import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
 import org.junit.Test
 import java.io.File
 
@@ -106,16 +106,13 @@ class VectorsTest {
             val argb = IntArray(w * h) { p ->
                 (0xff shl 24) or (rgb.getInt(3 * p) shl 16) or (rgb.getInt(3 * p + 1) shl 8) or rgb.getInt(3 * p + 2)
             }
+            // the manifest's own preprocessing and inputs[] entry (bundle contract v1)
             val pp = Preprocessing.fromJson(c.getJSONObject("preprocessing"))
-            val inp = c.getJSONObject("input")
-            val spec = TensorSpec(inp.getString("name"), inp.getJSONArray("shape").let { a -> IntArray(a.length()) { a.getInt(it) } },
-                inp.getString("dtype"), inp.getString("layout"), null)
+            val spec = Manifest.spec(c.getJSONObject("input"))
 
             // the 8-bit image after resize and crop: Pillow's result, bit for bit
             val sized = c.getJSONObject("sized")
-            val nchw = spec.layout == "NCHW"
-            val (mh, mw) = if (nchw) spec.shape[2] to spec.shape[3] else spec.shape[1] to spec.shape[2]
-            val mine = pp.resizeAndCrop(PixelImage.fromArgb(argb, w, h, pp.channelOrder == "gray"), mh, mw)
+            val mine = pp.resizeAndCrop(PixelImage.fromArgb(argb, w, h, pp.channels == 1))
             assertEquals("$name width", sized.getInt("width"), mine.width)
             assertEquals("$name height", sized.getInt("height"), mine.height)
             val want = sized.getJSONArray("pixels")
@@ -133,11 +130,15 @@ class VectorsTest {
     }
 
     @Test
-    fun preprocessingReadsEdgeexportSpelling() {
-        val p = Preprocessing.fromJson(JSONObject("""{"resize": 256, "crop": 224, "scale": 255, "mode": "L", "layout": "NHWC"}"""))
-        assertEquals("gray", p.channelOrder)
-        assertEquals("nhwc", p.layout)
-        assertEquals(1.0, p.valueRange[1], 0.0)
-        assertNull(Preprocessing.fromJson(JSONObject("{}")).resize)
+    fun preprocessingRefusesWhatItDoesNotImplement() {
+        val c = vectors("preprocessing.json").getJSONArray("cases").getJSONObject(0).getJSONObject("preprocessing")
+        for ((key, bad) in listOf("color" to "BGR", "layout" to "NCWH")) {
+            try {
+                Preprocessing.fromJson(JSONObject(c.toString()).put(key, bad))
+                fail("accepted $key $bad")
+            } catch (e: BundleException) {
+                assertTrue(e.message!!.contains(bad))
+            }
+        }
     }
 }
