@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests' real runtimes need, when they are missing:
 # Mesa's software Vulkan driver (lavapipe) for ncnn, qemu-user-static and debootstrap for the
-# aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test. Needs root (CI
+# aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test, Chromium for
+# the headless rendering test of report.html. Needs root (CI
 # and the developer machines run as root); without root it says what is missing and the tests
 # that need it skip with that reason.
 set -euo pipefail
@@ -13,6 +14,7 @@ dpkg -s qemu-user-static >/dev/null 2>&1 || want+=(qemu-user-static)
 dpkg -s debootstrap >/dev/null 2>&1 || want+=(debootstrap)
 dpkg -s binutils >/dev/null 2>&1 || want+=(binutils)
 dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || want+=(dataset-fashion-mnist)
+dpkg -s chromium >/dev/null 2>&1 || want+=(chromium)
 
 if [ ${#want[@]} -eq 0 ]; then
   exit 0
