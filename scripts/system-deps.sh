@@ -2,9 +2,9 @@
 # Installs the system packages that the tests' real runtimes need, when they are missing:
 # Mesa's software Vulkan driver (lavapipe) for ncnn, qemu-user-static and debootstrap for the
 # aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test, a JRE, npm,
-# JUnit and org.json for the Kotlin bundle-core tests. Needs root (CI and the developer machines
-# run as root); without root it says what is missing and the tests that need it skip with that
-# reason.
+# JUnit and org.json for the Kotlin bundle-core tests, Chromium for the headless rendering
+# test of report.html. Needs root (CI and the developer machines run as root); without root
+# it says what is missing and the tests that need it skip with that reason.
 set -euo pipefail
 
 want=()
@@ -21,6 +21,7 @@ dpkg -s libhamcrest-java >/dev/null 2>&1 || want+=(libhamcrest-java)
 dpkg -s libandroid-json-org-java >/dev/null 2>&1 || want+=(libandroid-json-org-java)
 command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
 command -v npm >/dev/null 2>&1 || want+=(npm)
+dpkg -s chromium >/dev/null 2>&1 || want+=(chromium)
 
 if [ ${#want[@]} -eq 0 ]; then
   exit 0

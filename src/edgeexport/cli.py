@@ -90,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="re-run parity for a bundle on every available runtime")
     p.add_argument("bundle")
-    p.add_argument("--per-layer", action="store_true", help="name the first layer out of tolerance")
+    p.add_argument("--per-layer", action="store_true",
+                   help="compare every intermediate tensor with the reference runtime: the worst "
+                        "layers per runtime and the first out of tolerance")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="with --per-layer: how many of the worst layers to print (default 10)")
     _common(p)
 
     p = sub.add_parser("inspect", help="coverage of a model on a target, before converting")

@@ -108,8 +108,12 @@ def print_report(out: Path, report: dict[str, Any], file: Any = None) -> None:
     print_parity_table(report["parity"], file)
     t = report["timings_s"]
     print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()), file=file)
-    for warning in report.get("warnings", []):
-        print(f"WARNING: {warning}", file=file)
+    for w in report.get("warnings", []):  # findings: {level, topic, text}, worst first
+        if isinstance(w, dict):
+            if w["level"] != "note" and not w["text"].startswith("UNVERIFIED"):
+                print(f"{w['level'].upper()}: {w['text']}", file=file)
+        else:
+            print(f"WARNING: {w}", file=file)
     print(verdict_line(report["verdict"], report.get("verdict_reason"))
           + f" (report: {out / 'report.html'})", file=file)
 
@@ -166,7 +170,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         print_parity_table(parity)
         if layers is not None:
-            print_layers(layers)
+            print_layers(layers, args.top)
         print(verdict_line(verdict, reason))
     return EXIT_OK if verdict == "passed" else EXIT_PARITY
 
@@ -174,46 +178,43 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray]) -> dict:
     """Compare every intermediate tensor a runtime exposes with the reference runtime's."""
     from edgeexport import runtimes
-    from edgeexport.runtimes import reference
-    from edgeexport.validate import error_stats
+    from edgeexport.validate import layers
     from edgeexport.validate.manifest import pytorch_inputs
 
     ir_path = out / manifest.get("ir", manifest["artifact"])
     if runtimes.artifact_format(ir_path) != "onnx":
         raise UsageError(f"{out}: the bundle has no IR model to compare layers with")
-    model = eir.load(ir_path)
+    artifact = out / manifest["artifact"]
     # the parity inputs are the artifact's (NHWC, int8 with --io-layout/--int8-io): the IR
     # takes PyTorch's
-    ref = reference.run(model, pytorch_inputs(manifest, feeds), keep_all=True)
-    results = {}
-    for name in runtimes.runtimes_for(runtimes.artifact_format(out / manifest["artifact"])):
-        rt = runtimes.get(name)
-        if name == "reference" or rt.unavailable_reason():
-            continue
-        try:
-            got = rt.load(out / manifest["artifact"]).run_all(feeds)
-        except NotImplementedError:
-            continue
-        rows, first_bad = [], None
-        tol = manifest["tolerances"].get("max_rel_err", 1e-4) or 1e-4
-        for node in model.graph:
-            for v in node.outputs:
-                if v.name in got and v.name in ref:
-                    s = error_stats(ref[v.name], got[v.name])
-                    rows.append({"node": node.name, "op": node.op_type, "tensor": v.name,
-                                 "max_abs_err": s.max_abs_err, "max_rel_err": s.max_rel_err})
-                    if first_bad is None and s.max_rel_err > tol:
-                        first_bad = rows[-1]
-        results[name] = {"layers": rows, "first_over_tolerance": first_bad}
+    results, _ = layers.compare(eir.load(ir_path), artifact,
+                                runtimes.runtimes_for(runtimes.artifact_format(artifact)),
+                                pytorch_inputs(manifest, feeds), feeds, manifest["tolerances"])
     return results
 
 
-def print_layers(layers: dict[str, Any]) -> None:
+def print_layers(layers: dict[str, Any], top: int = 10, file: Any = None) -> None:
+    """Per runtime: the `top` layers furthest from the reference, then the first over tolerance."""
+    from edgeexport.validate.layers import worst
+
+    def f(v: Any, fmt: str) -> str:
+        return "-" if v is None else (format(v, fmt) if isinstance(v, (int, float)) else str(v))
+
     for name, r in layers.items():
+        rows = worst(r["layers"], top)
+        print(f"{name}: {len(r['layers'])} tensors compared with the reference; the "
+              f"{len(rows)} worst:", file=file)
+        table = [("node", "module", "op", "max_abs_err", "max_rel_err", "SQNR dB")]
+        table += [(x["node"], x.get("module") or "-", x["op"], f(x["max_abs_err"], ".2e"),
+                   f(x["max_rel_err"], ".2e"), f(x.get("sqnr_db"), ".1f")) for x in rows]
+        widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
+        for t in table:
+            print("  " + "  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip(), file=file)
         bad = r["first_over_tolerance"]
-        print(f"{name}: {len(r['layers'])} tensors compared; first over tolerance: "
-              + (f"{bad['node']} ({bad['op']}) max_rel_err {bad['max_rel_err']:.2e}"
-                 if bad else "none"))
+        print("  first over tolerance: " + (
+            f"{bad['node']} ({bad['op']}{', ' + bad['module'] if bad.get('module') else ''}) "
+            f"max_rel_err {bad['max_rel_err']:.2e}, SQNR {f(bad.get('sqnr_db'), '.1f')} dB"
+            if bad else "none"), file=file)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

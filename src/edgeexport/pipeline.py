@@ -216,6 +216,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
                 eir.save(result.model, stage / "ir.onnx")
         # parity runs on what the artifact takes (its layout, int8 when its I/O is int8)
         ins, outs = manifest_mod.boundary(result.model, target, artifact, declared)
+        ir_feeds = samples[0]  # per-layer: the IR takes PyTorch's inputs
         samples = manifest_mod.artifact_inputs(samples, ins)
         expected = manifest_mod.artifact_outputs(expected, outs)
         progress("validate", ", ".join(target.runtimes))
@@ -227,6 +228,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         report = build_report(target.name, artifact, coverage, parity, timer, result,
                               pass_report, quant_info, expected_source, checked.unverified)
         report["parity_inputs"] = checked.source
+        add_layer_report(report, result.model, artifact, target, ir_feeds, samples[0], tolerance)
         if labels is not None:
             (stage / manifest_mod.LABELS_FILE).write_text("\n".join(labels[0]) + "\n")
         manifest = build_manifest(target, artifact, result, opts, tolerance.to_json(),
@@ -277,6 +279,19 @@ def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: li
         "passes": {"ran": sorted(set(pass_report.ran)), "modified": pass_report.modified},
         "ops": _op_histogram(result.model),
     }
+
+
+def add_layer_report(report: dict[str, Any], model: ir.Model, artifact: Artifact, target: Target,
+                     ir_feeds: dict[str, np.ndarray], artifact_feeds: dict[str, np.ndarray],
+                     tolerance: Any) -> None:
+    """report.json `per_layer` (each runtime's intermediates against the reference), `nodes`
+    (the partition per IR node) and `warnings` (everything report.html shows first)."""
+    from edgeexport.validate import findings, layers
+
+    report["per_layer"] = layers.for_report(model, artifact.path, list(target.runtimes),
+                                            ir_feeds, artifact_feeds, tolerance)
+    report["nodes"] = layers.node_strip(model, report["coverage"])
+    report["warnings"] = findings.collect(report)
 
 
 def _all_files(artifact: Artifact) -> list[Path]:
