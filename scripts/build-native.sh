@@ -4,6 +4,7 @@
 # libonnxruntime.so (x86_64 from the venv, aarch64 wheels downloaded once into the cache);
 # ncnn with Vulkan is built from its sdist by scripts/build-ncnn.sh (cached, host only).
 # Usage: scripts/build-native.sh host|aarch64      Prints the folder holding the executable.
+# Re-running it rebuilds only what changed (about a second when nothing did).
 # aarch64 gives build/native/aarch64/release/: the executable next to its libraries (rpath
 # $ORIGIN), the folder to copy to a Raspberry Pi.
 set -euo pipefail
@@ -27,9 +28,15 @@ case "$ARCH" in
     litert_dir=$site/ai_edge_litert
     ort_lib=$(ls "$site"/onnxruntime/capi/libonnxruntime.so.* | head -1)
     args=(-DEE_LITERT_DIR="$litert_dir" -DEE_ORT_LIBRARY="$ort_lib")
-    if [ "${EDGEEXPORT_NATIVE_NO_NCNN:-0}" = 0 ]; then
+    # EDGEEXPORT_NATIVE_NCNN: build (default; ~25 min once, then cached), cached (only a
+    # finished cache), off
+    mode=${EDGEEXPORT_NATIVE_NCNN:-build}
+    ncnn_prefix=$CACHE/ncnn-$(version ncnn)
+    if [ "$mode" = build ] || { [ "$mode" = cached ] && [ -f "$ncnn_prefix/.done" ]; }; then
       ncnn=$(PYTHON="$PY" bash scripts/build-ncnn.sh | tail -1)
       args+=(-DEE_NCNN_DIR="$ncnn")
+    else
+      args+=(-DEE_NCNN_DIR=)
     fi
     ;;
   aarch64)

@@ -3,6 +3,7 @@
 // ai-edge-litert 2.3.0 (google-ai-edge/LiteRT litert/c/*.h of that release; they changed
 // between 1.x and 2.x, e.g. LiteRtCreateModelFromFile gained the environment argument).
 // CompiledModel on the CPU accelerator: XNNPACK, as the Python interpreter uses by default.
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -20,6 +21,7 @@ typedef struct LiteRtOptionsT* LiteRtOptions;
 typedef struct LiteRtCompiledModelT* LiteRtCompiledModel;
 typedef struct LiteRtTensorBufferRequirementsT* LiteRtTensorBufferRequirements;
 typedef struct LiteRtTensorBufferT* LiteRtTensorBuffer;
+typedef struct LiteRtOpaqueOptionsT* LiteRtOpaqueOptions;
 struct LiteRtEnvOption;
 
 // litert_layout.h / litert_model_types.h: ABI-stable structs (72 bytes on 64-bit targets).
@@ -64,6 +66,10 @@ LiteRtStatus LiteRtGetPerTensorQuantization(LiteRtTensor tensor, LiteRtQuantizat
 LiteRtStatus LiteRtCreateOptions(LiteRtOptions* options);
 void LiteRtDestroyOptions(LiteRtOptions options);
 LiteRtStatus LiteRtSetOptionsHardwareAccelerators(LiteRtOptions options, int accelerators);
+LiteRtStatus LiteRtCreateOpaqueOptions(const char* payload_identifier, void* payload_data,
+                                       void (*payload_destructor)(void*),
+                                       LiteRtOpaqueOptions* options);
+LiteRtStatus LiteRtAddOpaqueOptions(LiteRtOptions options, LiteRtOpaqueOptions opaque);  // takes it
 LiteRtStatus LiteRtCreateCompiledModel(LiteRtEnvironment environment, LiteRtModel model,
                                        LiteRtOptions options, LiteRtCompiledModel* compiled);
 void LiteRtDestroyCompiledModel(LiteRtCompiledModel compiled);
@@ -126,8 +132,6 @@ struct Port {
 class LiteRt : public Backend {
  public:
   LiteRt(const Bundle& b, const RunOptions& o) {
-    if (o.threads > 0)  // the C API of 2.3.0 exports no CPU options; XNNPACK picks its threads
-      details.push_back({"threads_note", json_quote("--threads is ignored: libLiteRt.so 2.3.0 exports no CPU options")});
     std::string path = b.path(b.artifact);
     check(LiteRtCreateEnvironment(0, nullptr, &env_), "LiteRtCreateEnvironment");
     check(LiteRtCreateModelFromFile(env_, path.c_str(), &model_), "LiteRtCreateModelFromFile");
@@ -155,6 +159,16 @@ class LiteRt : public Backend {
     }
     check(LiteRtCreateOptions(&options_), "LiteRtCreateOptions");
     check(LiteRtSetOptionsHardwareAccelerators(options_, kHwCpu), "LiteRtSetOptionsHardwareAccelerators");
+    if (o.threads > 0) {
+      // libLiteRt.so 2.3.0 exports no CPU-options setter; its XNNPACK accelerator reads an
+      // opaque option "xnnpack" whose payload is TOML text (litert_cpu_options.cc there)
+      std::string toml = "num_threads = " + std::to_string(o.threads) + "\n";
+      LiteRtOpaqueOptions cpu;
+      check(LiteRtCreateOpaqueOptions("xnnpack", strdup(toml.c_str()), std::free, &cpu),
+            "LiteRtCreateOpaqueOptions");
+      check(LiteRtAddOpaqueOptions(options_, cpu), "LiteRtAddOpaqueOptions");
+    }
+    details.push_back({"threads", o.threads > 0 ? std::to_string(o.threads) : "null"});
     check(LiteRtCreateCompiledModel(env_, model_, options_, &compiled_), "LiteRtCreateCompiledModel");
     for (size_t i = 0; i < inputs_.size(); ++i) {
       LiteRtTensorBufferRequirements req;  // owned by the compiled model

@@ -257,7 +257,9 @@ std::string json_number(double v) {
   if (std::isinf(v)) return v > 0 ? "\"inf\"" : "\"-inf\"";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.17g", v);  // 17 significant digits read back exactly
-  return buf;
+  std::string out = buf;
+  if (out.find_first_of(".e") == std::string::npos) out += ".0";  // stays a float in Python
+  return out;
 }
 
 }  // namespace ee

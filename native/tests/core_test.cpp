@@ -69,6 +69,7 @@ int main() {
   }
   CHECK(json_number(0.1) == "0.10000000000000001");
   CHECK(json_number(INFINITY) == "\"inf\"");
+  CHECK(json_number(1.0) == "1.0" && json_number(-0.5) == "-0.5");
 
   // expected [[0, 1, 2, 3]], actual off by 0.5 at one place: hand-computed statistics
   ErrorStats s = error_stats(f32({1, 4}, {0, 1, 2, 3}), f32({1, 4}, {0, 1, 2.5f, 3}));

@@ -30,6 +30,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
 
 
+def _native_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--native", action="store_true",
+                   help="also run the C++ runner (native/) on the bundle: *-native runtimes")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="TorchScript archive, pickled module, .pt2, .onnx or "
                                  "package.module:factory")
@@ -77,11 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(one array per input name) or an image folder; samples "
                                       "stacked on a new leading axis or along a batch axis of 1")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write")
+    _native_arg(p)
     _common(p)
 
     p = sub.add_parser("validate", help="re-run parity for a bundle on every available runtime")
     p.add_argument("bundle")
     p.add_argument("--per-layer", action="store_true", help="name the first layer out of tolerance")
+    _native_arg(p)
     _common(p)
 
     p = sub.add_parser("inspect", help="coverage of a model on a target, before converting")
@@ -101,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="latency of a bundle's artifact on every available runtime")
     p.add_argument("bundle")
     p.add_argument("--runs", type=int, default=20, help="timed runs per runtime (after 2 warm-up)")
+    _native_arg(p)
     _common(p)
 
     p = sub.add_parser("targets", help="the targets and the op support matrix")
