@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests' real runtimes need, when they are missing:
 # Mesa's software Vulkan driver (lavapipe) for ncnn, qemu-user-static and debootstrap for the
-# aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test. Needs root (CI
-# and the developer machines run as root); without root it says what is missing and the tests
-# that need it skip with that reason.
+# aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test, compilers for
+# the native runner (host and aarch64 cross). Needs root (CI and the developer machines run as
+# root); without root it says what is missing and the tests that need it skip with that reason.
 set -euo pipefail
 
 want=()
@@ -13,6 +13,11 @@ dpkg -s qemu-user-static >/dev/null 2>&1 || want+=(qemu-user-static)
 dpkg -s debootstrap >/dev/null 2>&1 || want+=(debootstrap)
 dpkg -s binutils >/dev/null 2>&1 || want+=(binutils)
 dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || want+=(dataset-fashion-mnist)
+# the native runner (native/): host build, ncnn from its sdist, aarch64 cross build
+for pkg in cmake ninja-build g++ curl gcc-aarch64-linux-gnu g++-aarch64-linux-gnu \
+           libc6-dev-arm64-cross; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || want+=("$pkg")
+done
 
 if [ ${#want[@]} -eq 0 ]; then
   exit 0

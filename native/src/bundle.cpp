@@ -37,19 +37,19 @@ std::string inside(const std::string& root, const std::string& rel, const std::s
   };
   if (rel.empty() || rel[0] == '/' || rel.find('\\') != std::string::npos ||
       rel.find('\0') != std::string::npos)
-    refuse("is not a plain relative path");
+    refuse("is absolute or not a plain relative path, so it could lead outside the bundle");
   size_t start = 0;
   while (start <= rel.size()) {
     size_t end = rel.find('/', start);
     if (end == std::string::npos) end = rel.size();
-    if (rel.compare(start, end - start, "..") == 0) refuse("contains '..'");
+    if (rel.compare(start, end - start, "..") == 0) refuse("contains '..', so it could lead outside the bundle");
     start = end + 1;
   }
   std::string full = root + "/" + rel;
   std::string r = real(full);
   if (r.empty()) throw BundleError(shown + "/" + rel + ": missing; the bundle is incomplete, "
                                    "re-create it with `edgeexport convert`");
-  if (r.compare(0, root.size() + 1, root + "/") != 0) refuse("leads outside the bundle (symlink)");
+  if (r.compare(0, root.size() + 1, root + "/") != 0) refuse("leads outside the bundle through a symlink");
   return r;
 }
 
