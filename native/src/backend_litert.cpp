@@ -143,19 +143,17 @@ class LiteRt : public Backend {
     LiteRtParamIndex nin = 0, nout = 0;
     check(LiteRtGetNumSignatureInputs(sig, &nin), "LiteRtGetNumSignatureInputs");
     check(LiteRtGetNumSignatureOutputs(sig, &nout), "LiteRtGetNumSignatureOutputs");
-    for (LiteRtParamIndex i = 0; i < nin; ++i) {
-      const char* name;
-      LiteRtTensor t;
-      check(LiteRtGetSignatureInputName(sig, i, &name), "LiteRtGetSignatureInputName");
-      check(LiteRtGetSignatureInputTensorByIndex(sig, i, &t), "LiteRtGetSignatureInputTensorByIndex");
-      inputs_.push_back(describe(name, t));
-    }
-    for (LiteRtParamIndex i = 0; i < nout; ++i) {
-      const char* name;
-      LiteRtTensor t;
-      check(LiteRtGetSignatureOutputName(sig, i, &name), "LiteRtGetSignatureOutputName");
-      check(LiteRtGetSignatureOutputTensorByIndex(sig, i, &t), "LiteRtGetSignatureOutputTensorByIndex");
-      outputs_.push_back(describe(name, t));
+    for (bool input : {true, false}) {  // signature order; run() matches names to the manifest
+      for (LiteRtParamIndex i = 0; i < (input ? nin : nout); ++i) {
+        const char* name;
+        LiteRtTensor t;
+        check(input ? LiteRtGetSignatureInputName(sig, i, &name) : LiteRtGetSignatureOutputName(sig, i, &name),
+              "LiteRtGetSignature*Name");
+        check(input ? LiteRtGetSignatureInputTensorByIndex(sig, i, &t)
+                    : LiteRtGetSignatureOutputTensorByIndex(sig, i, &t),
+              "LiteRtGetSignature*TensorByIndex");
+        (input ? inputs_ : outputs_).push_back(describe(name, t));
+      }
     }
     check(LiteRtCreateOptions(&options_), "LiteRtCreateOptions");
     check(LiteRtSetOptionsHardwareAccelerators(options_, kHwCpu), "LiteRtSetOptionsHardwareAccelerators");
@@ -170,19 +168,16 @@ class LiteRt : public Backend {
     }
     details.push_back({"threads", o.threads > 0 ? std::to_string(o.threads) : "null"});
     check(LiteRtCreateCompiledModel(env_, model_, options_, &compiled_), "LiteRtCreateCompiledModel");
-    for (size_t i = 0; i < inputs_.size(); ++i) {
-      LiteRtTensorBufferRequirements req;  // owned by the compiled model
-      check(LiteRtGetCompiledModelInputBufferRequirements(compiled_, 0, i, &req),
-            "LiteRtGetCompiledModelInputBufferRequirements");
-      check(LiteRtCreateManagedTensorBufferFromRequirements(env_, &inputs_[i].type, req, &inputs_[i].buffer),
-            "LiteRtCreateManagedTensorBufferFromRequirements");
-    }
-    for (size_t i = 0; i < outputs_.size(); ++i) {
-      LiteRtTensorBufferRequirements req;
-      check(LiteRtGetCompiledModelOutputBufferRequirements(compiled_, 0, i, &req),
-            "LiteRtGetCompiledModelOutputBufferRequirements");
-      check(LiteRtCreateManagedTensorBufferFromRequirements(env_, &outputs_[i].type, req, &outputs_[i].buffer),
-            "LiteRtCreateManagedTensorBufferFromRequirements");
+    for (bool input : {true, false}) {
+      std::vector<Port>& ports = input ? inputs_ : outputs_;
+      for (size_t i = 0; i < ports.size(); ++i) {
+        LiteRtTensorBufferRequirements req;  // owned by the compiled model
+        check(input ? LiteRtGetCompiledModelInputBufferRequirements(compiled_, 0, i, &req)
+                    : LiteRtGetCompiledModelOutputBufferRequirements(compiled_, 0, i, &req),
+              "LiteRtGetCompiledModel*BufferRequirements");
+        check(LiteRtCreateManagedTensorBufferFromRequirements(env_, &ports[i].type, req, &ports[i].buffer),
+              "LiteRtCreateManagedTensorBufferFromRequirements");
+      }
     }
     device = "cpu";
     details.push_back({"api", json_quote("LiteRt C API (CompiledModel, CPU accelerator)")});
