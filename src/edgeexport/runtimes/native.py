@@ -10,6 +10,7 @@ holds metrics.py's definitions). Its rows are runtimes of their own: `litert-nat
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -50,7 +51,8 @@ class NativeUnavailable(Exception):
 
 
 def build_dir() -> Path:
-    return Path(os.environ.get("EDGEEXPORT_NATIVE_BUILD", REPO / "build" / "native"))
+    """Where scripts/build-native.sh builds (x86_64/, aarch64/release/)."""
+    return REPO / "build" / "native"
 
 
 def runner_path(arch: str) -> Path:
@@ -72,8 +74,12 @@ def build(arch: str, ncnn: str = "cached") -> Path:
         raise NativeUnavailable(f"{EXE} is not built and native/ sources are not here "
                                 f"(expected at {runner_path(arch)})")
     env = {**os.environ, "PYTHON": sys.executable, "EDGEEXPORT_NATIVE_NCNN": ncnn}
-    proc = subprocess.run(["bash", str(script), "aarch64" if arch == "aarch64" else "host"],
-                          cwd=REPO, env=env, capture_output=True, text=True)
+    build_dir().mkdir(parents=True, exist_ok=True)
+    # one build at a time (pytest-xdist workers share the build folder)
+    with open(build_dir() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(["bash", str(script), "aarch64" if arch == "aarch64" else "host"],
+                              cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise NativeUnavailable(f"building {EXE} ({arch}) failed: {last}")
