@@ -168,6 +168,10 @@ Bundle load_bundle(const std::string& dir) {
     if (!in.count(i) || !out.count(i))
       throw BundleError(mpath + ": parity sample " + std::to_string(i) +
                         " lacks its inputs or expected outputs");
+    for (const TensorSpec& spec : b.inputs)  // the artifact's inputs, as the manifest names them
+      if (find_tensor(in[i], spec.name) == nullptr)
+        throw BundleError(mpath + ": parity sample " + std::to_string(i) + " has no tensor for input '" +
+                          spec.name + "'; re-create the bundle with `edgeexport convert`");
     b.samples.push_back(in[i]);
     b.expected.push_back(out[i]);
   }

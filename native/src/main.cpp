@@ -265,7 +265,8 @@ int run(const Args& args) {
   if (args.json) {
     std::string out = "{\"ok\": " + std::string(code == 0 ? "true" : "false") +
                       ", \"exit_code\": " + std::to_string(code) +
-                      ", \"bundle\": " + json_quote(bundle.root) + ", \"parity\": [" + row_json(row) + "]";
+                      ", \"bundle\": " + json_quote(bundle.root) + ", \"target\": " +
+                      json_quote(bundle.target) + ", \"parity\": [" + row_json(row) + "]";
     if (bench.runs > 0) out += ", \"bench\": " + bench_json(bench);
     std::printf("%s}\n", out.c_str());
     return code;
