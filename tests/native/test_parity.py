@@ -95,3 +95,36 @@ def test_vulkan_matches_python_ncnn(runner_host, convert, precision) -> None:
     assert row["device"] == python["device"]  # the same Vulkan device (lavapipe here)
     assert row["details"]["precision"] == precision
     _same_stats(row, python)
+
+
+def test_failed_parity_matches_python_verdict(runner_host, convert, tmp_path) -> None:
+    """Expected outputs moved off (and re-hashed, so the bundle is consistent): both the runner
+    and `edgeexport validate` fail parity with exit 3 and the same violations, word for word."""
+    import hashlib
+    import shutil
+
+    import numpy as np
+
+    from tests.conftest import run_cli
+
+    bundle = tmp_path / "b"
+    shutil.copytree(convert("resnet", "onnx"), bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    entry = next(e for e in manifest["parity"] if e["kind"] == "expected")
+    path = bundle / entry["path"]
+    want = np.fromfile(path, dtype="<f4")
+    want[::3] += np.float32(0.05) * np.abs(want).max()  # a third of the logits moved
+    want.tofile(path)
+    manifest["files"][entry["path"]] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+    proc = run_runner(runner_host, bundle, "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    row = json.loads(proc.stdout)["parity"][0]
+    py = run_cli("validate", str(bundle), "--json")
+    assert py.returncode == 3, py.stderr
+    python = {p["runtime"]: p for p in json.loads(py.stdout)["parity"]}["onnxruntime"]
+    assert not row["passed"] and row["violations"]
+    _same_stats(row, python)
+    text = run_runner(runner_host, bundle)
+    assert text.returncode == 3 and "FAILED: " + "; ".join(python["violations"]) in text.stdout
