@@ -354,6 +354,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"{r['runtime']:<22}not executed: {r['reason']}")
             continue
         note = "  (emulated: not device speed)" if r["emulated"] else ""
+        if "first_ms" in r:  # the native runner times its first run apart
+            note += f"  first run {r['first_ms']:.2f} ms"
         print(f"{r['runtime']:<22}{r['device']:<14}{r['median_ms']:>10.2f}{r['p90_ms']:>10.2f}"
               f"{r['min_ms']:>10.2f}{note}")
     return EXIT_OK
