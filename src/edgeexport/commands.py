@@ -348,15 +348,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"ok": True, "bundle": str(out), "latency": rows})
         return EXIT_OK
-    print(f"{'runtime':<22}{'device':<14}{'median ms':>10}{'p90 ms':>10}{'min ms':>10}")
+    w = max([22] + [len(r["runtime"]) + 2 for r in rows])  # the *-native-aarch64-qemu names
+    print(f"{'runtime':<{w}}{'device':<14}{'median ms':>10}{'p90 ms':>10}{'min ms':>10}")
     for r in rows:
         if not r["executed"]:
-            print(f"{r['runtime']:<22}not executed: {r['reason']}")
+            print(f"{r['runtime']:<{w}}not executed: {r['reason']}")
             continue
         note = "  (emulated: not device speed)" if r["emulated"] else ""
         if "first_ms" in r:  # the native runner times its first run apart
             note += f"  first run {r['first_ms']:.2f} ms"
-        print(f"{r['runtime']:<22}{r['device']:<14}{r['median_ms']:>10.2f}{r['p90_ms']:>10.2f}"
+        print(f"{r['runtime']:<{w}}{r['device']:<14}{r['median_ms']:>10.2f}{r['p90_ms']:>10.2f}"
               f"{r['min_ms']:>10.2f}{note}")
     return EXIT_OK
 
