@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.native.conftest import (python_check, python_onnxruntime_aarch64, python_rows,
-                                   run_runner)
+                                   require, run_runner)
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +32,11 @@ def _native_row(proc) -> dict:
     doc = json.loads(proc.stdout)
     assert doc["exit_code"] == proc.returncode
     return doc["parity"][0]
+
+
+def _need_ncnn(row: dict) -> None:
+    if "built without ncnn" in (row.get("reason") or ""):
+        require(row["reason"] + " (make native builds it)")
 
 
 def _same_stats(native: dict, python: dict) -> None:
@@ -86,10 +91,7 @@ def test_vulkan_matches_python_ncnn(runner_host, convert, precision) -> None:
     proc = run_runner(runner_host, bundle, "--json")
     doc = json.loads(proc.stdout)
     row = doc["parity"][0]
-    if "built without ncnn" in (row.get("reason") or ""):
-        from tests.native.conftest import require
-
-        require(row["reason"] + " (make native builds it)")
+    _need_ncnn(row)
     assert row["runtime"] == "ncnn-native-vulkan"
     assert row["executed"], row["reason"]
     assert row["device"] == python["device"]  # the same Vulkan device (lavapipe here)
@@ -128,3 +130,17 @@ def test_failed_parity_matches_python_verdict(runner_host, convert, tmp_path) ->
     _same_stats(row, python)
     text = run_runner(runner_host, bundle)
     assert text.returncode == 3 and "FAILED: " + "; ".join(python["violations"]) in text.stdout
+
+
+@pytest.mark.vulkan
+def test_vulkan_unavailable_is_not_executed(runner_host, convert, monkeypatch) -> None:
+    """Without a Vulkan device the runner reports the row as not executed (exit 1), never as
+    Vulkan parity computed on the CPU."""
+    bundle = convert("resnet", "vulkan", "--precision", "fp32")
+    monkeypatch.setenv("EDGEEXPORT_DISABLE_VULKAN", "1")
+    proc = run_runner(runner_host, bundle, "--json")
+    row = json.loads(proc.stdout)["parity"][0]
+    _need_ncnn(row)
+    assert proc.returncode == 1
+    assert not row["executed"] and "Vulkan unavailable" in row["reason"]
+    assert row["max_abs_err"] is None and not row["passed"]
