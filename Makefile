@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.edgeexport-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench system-deps clean
+.PHONY: install demo test test-fast bench system-deps native native-aarch64 clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,16 @@ system-deps: install
 demo: install
 	$(PY) examples/demo.py --target onnx --out out/demo
 
-test: install system-deps
+# The C++ runner (native/): for this machine, with ncnn built from its sdist with Vulkan the
+# first time (~25 min on 2 cores, cached under ~/.cache/edgeexport), and cross-compiled for
+# aarch64 into build/native/aarch64/release (the executable next to libLiteRt.so, rpath $ORIGIN).
+native: install system-deps
+	PYTHON=$(PY) bash scripts/build-native.sh host
+
+native-aarch64: install system-deps
+	PYTHON=$(PY) bash scripts/build-native.sh aarch64
+
+test: install system-deps native native-aarch64
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: install
@@ -44,13 +53,14 @@ test-fast: install
 
 # Benchmarks print tables; the comparisons need the other tools: pnnx goes into .venv without
 # its dependencies (it names torch, already here); bench_tflite.py makes litert-torch's own venv.
-bench: install
+bench: install native
 	$(PIP) install -q --no-deps pnnx
 	$(PY) benchmarks/bench_reference.py
 	$(PY) benchmarks/bench_quantize.py --fast
 	$(PY) benchmarks/bench_vulkan.py
 	$(PY) benchmarks/bench_coreml.py
 	$(PY) benchmarks/bench_tflite.py
+	$(PY) benchmarks/bench_native.py
 
 clean:
 	rm -rf out .pytest_cache

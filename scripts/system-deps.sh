@@ -3,8 +3,9 @@
 # Mesa's software Vulkan driver (lavapipe) for ncnn, qemu-user-static and debootstrap for the
 # aarch64 LiteRT runs, Debian's Fashion-MNIST for the quantization accuracy test, a JRE, npm,
 # JUnit and org.json for the Kotlin bundle-core tests, Chromium for the headless rendering
-# test of report.html. Needs root (CI and the developer machines run as root); without root
-# it says what is missing and the tests that need it skip with that reason.
+# test of report.html, compilers for the native runner (host and aarch64 cross). Needs root
+# (CI and the developer machines run as root); without root it says what is missing and the
+# tests that need it skip with that reason.
 set -euo pipefail
 
 want=()
@@ -22,6 +23,11 @@ dpkg -s libandroid-json-org-java >/dev/null 2>&1 || want+=(libandroid-json-org-j
 command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
 command -v npm >/dev/null 2>&1 || want+=(npm)
 dpkg -s chromium >/dev/null 2>&1 || want+=(chromium)
+# the native runner (native/): host build, ncnn from its sdist, aarch64 cross build
+for pkg in cmake ninja-build g++ curl gcc-aarch64-linux-gnu g++-aarch64-linux-gnu \
+           libc6-dev-arm64-cross; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || want+=("$pkg")
+done
 
 if [ ${#want[@]} -eq 0 ]; then
   exit 0

@@ -30,6 +30,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
 
 
+def _native_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--native", action="store_true",
+                   help="also run the C++ runner (native/) on the bundle: *-native runtimes")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="TorchScript archive, pickled module, .pt2, .onnx or "
                                  "package.module:factory")
@@ -86,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(one array per input name) or an image folder; samples "
                                       "stacked on a new leading axis or along a batch axis of 1")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write")
+    _native_arg(p)
     _common(p)
 
     p = sub.add_parser("validate", help="re-run parity for a bundle on every available runtime")
@@ -95,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "layers per runtime and the first out of tolerance")
     p.add_argument("--top", type=int, default=10, metavar="N",
                    help="with --per-layer: how many of the worst layers to print (default 10)")
+    _native_arg(p)
     _common(p)
 
     p = sub.add_parser("inspect", help="coverage of a model on a target, before converting")
@@ -114,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="latency of a bundle's artifact on every available runtime")
     p.add_argument("bundle")
     p.add_argument("--runs", type=int, default=20, help="timed runs per runtime (after 2 warm-up)")
+    _native_arg(p)
     _common(p)
 
     p = sub.add_parser("app", help="write an Android or iOS sample app project that embeds a "

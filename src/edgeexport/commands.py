@@ -86,6 +86,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
             outcome = convert(args.model, out, _options(args, target), progress)
         finally:
             progress.close()
+        if args.native:
+            _add_native_rows(outcome.out, outcome.report)
+            outcome.passed = outcome.report["passed"]
         results.append(outcome)
         if not outcome.passed:
             worst = EXIT_PARITY
@@ -97,6 +100,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
         for o in results:
             print_report(o.out, o.report)
     return worst
+
+
+def _add_native_rows(out: Path, report: dict[str, Any]) -> None:
+    """The C++ runner's rows join the report printed and returned (report.json on disk is left
+    as convert wrote it: the manifest holds its sha256)."""
+    from edgeexport.runtimes import native
+    from edgeexport.validate.bundle import read_manifest
+
+    rows = native.parity_rows(out, read_manifest(out))
+    report["parity"] = list(report["parity"]) + rows
+    executed = [p for p in report["parity"] if p["executed"]]
+    report["passed"] = bool(executed) and all(p["passed"] for p in executed)
 
 
 def print_report(out: Path, report: dict[str, Any], file: Any = None) -> None:
@@ -161,6 +176,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     artifact = out / manifest["artifact"]
     parity = [check_runtime(name, artifact, samples, expected, tolerance).to_json()
               for name in target.runtimes]
+    if args.native:
+        from edgeexport.runtimes import native
+
+        parity += native.parity_rows(out, manifest)
     # the inputs are the bundle's: what convert said of them holds for this run too
     verdict, reason = decide_verdict(parity, read_report(out).get("parity_inputs_unverified"))
     layers = per_layer(out, manifest, samples[0]) if args.per_layer else None
@@ -290,6 +309,28 @@ def _read_inputs(items: list[str]) -> dict[str, np.ndarray]:
     return feeds
 
 
+def _native_bench_rows(out: Path, manifest: dict[str, Any], runs: int) -> list[dict[str, Any]]:
+    """Latency rows of the C++ runner (`--bench`: first run timed apart, then `runs` runs)."""
+    from edgeexport.runtimes import native
+
+    rows = []
+    for rt in native.NATIVE_RUNTIMES.get(manifest.get("artifact_format", ""), ()):
+        reason = native.unavailable_reason(rt.arch)
+        doc = None if reason else native.run(out, rt, manifest, bench=runs)
+        row = doc["parity"][0] if doc else None
+        if doc is None or "bench" not in doc:
+            rows.append({"runtime": rt.name, "executed": False,
+                         "reason": reason or (row or {}).get("reason") or "no latency"})
+            continue
+        b = doc["bench"]
+        rows.append({"runtime": rt.name, "executed": True, "device": row["device"],
+                     "median_ms": round(b["median_ms"], 3), "p90_ms": round(b["p90_ms"], 3),
+                     "min_ms": round(b["min_ms"], 3), "p10_ms": round(b["p10_ms"], 3),
+                     "first_ms": round(b["first_ms"], 3), "runs": b["runs"],
+                     "emulated": rt.arch == "aarch64"})
+    return rows
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import statistics
     import time
@@ -323,16 +364,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
                      "p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 3),
                      "min_ms": round(min(times), 3), "runs": args.runs,
                      "emulated": bool(details.get("emulated", False))})
+    if args.native:
+        rows += _native_bench_rows(out, manifest, args.runs)
     if args.json:
         emit_json({"ok": True, "bundle": str(out), "latency": rows})
         return EXIT_OK
-    print(f"{'runtime':<22}{'device':<14}{'median ms':>10}{'p90 ms':>10}{'min ms':>10}")
+    w = max([22] + [len(r["runtime"]) + 2 for r in rows])  # the *-native-aarch64-qemu names
+    print(f"{'runtime':<{w}}{'device':<14}{'median ms':>10}{'p90 ms':>10}{'min ms':>10}")
     for r in rows:
         if not r["executed"]:
-            print(f"{r['runtime']:<22}not executed: {r['reason']}")
+            print(f"{r['runtime']:<{w}}not executed: {r['reason']}")
             continue
         note = "  (emulated: not device speed)" if r["emulated"] else ""
-        print(f"{r['runtime']:<22}{r['device']:<14}{r['median_ms']:>10.2f}{r['p90_ms']:>10.2f}"
+        if "first_ms" in r:  # the native runner times its first run apart
+            note += f"  first run {r['first_ms']:.2f} ms"
+        print(f"{r['runtime']:<{w}}{r['device']:<14}{r['median_ms']:>10.2f}{r['p90_ms']:>10.2f}"
               f"{r['min_ms']:>10.2f}{note}")
     return EXIT_OK
 

@@ -108,6 +108,11 @@ def build_rootfs(root: Path | None = None, quiet: bool = True) -> Path:
     return root
 
 
+def cpuinfo_text(cpu: str) -> str:
+    """What an emulated `cpu` (a key of QEMU_CPUS) shows at /proc/cpuinfo."""
+    return _cpuinfo(*_CPUINFO[cpu])
+
+
 def _cpuinfo(features: str, part: str) -> str:
     cores = []
     for i in range(4):
