@@ -72,8 +72,9 @@ PYEOF
   *) echo "usage: scripts/build-native.sh host|aarch64" >&2; exit 2 ;;
 esac
 
+mkdir -p "$(dirname "$BUILD")"  # the logs sit beside the build folder (a fresh clone has none)
 cmake -S native -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release "${args[@]}" >"$BUILD.cmake.log" 2>&1 \
-  || { mkdir -p "$(dirname "$BUILD")"; echo "build-native: cmake failed, see $BUILD.cmake.log" >&2; exit 1; }
+  || { echo "build-native: cmake failed, see $BUILD.cmake.log" >&2; exit 1; }
 cmake --build "$BUILD" -j 2 >"$BUILD.build.log" 2>&1 \
   || { echo "build-native: build failed, see $BUILD.build.log" >&2; tail -20 "$BUILD.build.log" >&2; exit 1; }
 if [ "$ARCH" = aarch64 ]; then echo "$PWD/$BUILD/release"; else echo "$PWD/$BUILD"; fi
