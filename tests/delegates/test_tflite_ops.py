@@ -94,6 +94,9 @@ CASES: dict[str, list[tuple]] = {
                                  "sp": np.array([1, -2], np.int64)}, {}, 1)],
     "Gather": [({"x": _x(5, 4)}, {"i": np.array([4, 0, -1], np.int64)}, {"axis": 0}, 1),
                ({"i": np.array([[1, 3]], np.int64)}, {"x": _x(5, 4)}, {"axis": 0}, 1)],
+    "GatherND": [({"x": _x(3, 4, 2)}, {"i": np.array([[[2, -1], [0, 3]]], np.int64)}, {}, 1),
+                 ({"x": _x(3, 4, 2), "i": np.array([[1, 3], [2, 0], [0, 1]], np.int64)}, {},
+                  {}, 1)],
     "Expand": [({"x": _x(3, 1)}, {"s": np.array([2, 3, 4], np.int64)}, {}, 1)],
     "Tile": [({"x": _x(2, 3)}, {"r": np.array([2, 1], np.int64)}, {}, 1)],
     "Pad": [({"x": _x(1, 2, 3, 3)}, {"p": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)}, {}, 1),
@@ -155,7 +158,7 @@ def _model(op: str, acts: dict, consts: dict, attrs: dict, n_out: int) -> onnx.M
     """One node: activations are graph inputs, constants initializers, in the ONNX input order
     given by the dict orders (activations first unless a case lists a constant first)."""
     names = list(acts) + list(consts)
-    if op == "Gather" and "i" in acts:
+    if op in ("Gather", "GatherND") and "i" in acts:
         names = ["x", "i"]
     if op == "Mod":
         names = ["a", "b"]

@@ -202,6 +202,13 @@ def _band_part(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
     return [x]
 
 
+@_kernel("gather_nd")
+def _gather_nd(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
+    # MIL's gather_nd is ONNX's GatherND (batch_dims from iOS 16), in-range indices only
+    return [_ref("GatherND")(a["x"], np.asarray(a["indices"]),
+                             batch_dims=int(a.get("batch_dims") or 0))]
+
+
 @_kernel("range_1d")
 def _range_1d(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
     # coremltools' value inference gives up (None) above its constant-folding size. The coreml
