@@ -210,10 +210,11 @@ def run_cell(name: str, module: Any, specs: list[Any], target: str) -> Cell:
             report = outcome.report
             cell.exported, cell.converted = report.get("lowering") or "?", True
             executed = [p for p in report["parity"] if p["executed"]]
-            errs = [p["max_abs_err"] for p in executed if p["max_abs_err"] is not None]
+            # (a report writes a non-finite error as a string: "nan", "inf")
+            errs = [float(p["max_abs_err"]) for p in executed if p["max_abs_err"] is not None]
             cell.max_abs_err = max(errs) if errs else None
             cell.parity = ("not executed" if not executed else "passed" if report["passed"]
-                           else f"failed ({cell.max_abs_err:.2e})")
+                           else f"failed ({cell.max_abs_err})")
             if not report["passed"]:
                 bad = [p for p in executed if not p["passed"]]
                 cell.first_failure = "; ".join(f"{p['runtime']}: {p.get('reason') or ''} "
