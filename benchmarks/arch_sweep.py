@@ -47,7 +47,13 @@ def _build(cls_name: str, config_name: str, **config: Any) -> Any:
     transformers.logging.set_verbosity_error()  # config warnings about unused token ids
     torch.manual_seed(0)
     cfg = getattr(transformers, config_name)(**config)
-    return getattr(transformers, cls_name)(cfg).eval()
+    model = getattr(transformers, cls_name)(cfg).eval()
+    for m in model.modules():
+        # HF initializes convolutions with std 0.02: through a deep random CNN the activations
+        # shrink to ~1e-24 and parity compares noise; PyTorch's default init keeps their scale
+        if isinstance(m, torch.nn.modules.conv._ConvNd):
+            m.reset_parameters()
+    return model
 
 
 _TEXT = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,

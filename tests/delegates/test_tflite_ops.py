@@ -245,3 +245,28 @@ def test_fp16_weights_are_dequantized_once(tmp_path) -> None:
     emitted = emit_model(ir.serde.deserialize_model(proto), "fp16")
     ops = operator_names(emitted.data)
     assert ops.count("DEQUANTIZE") == 1 and "CONV_2D" in ops
+
+
+def test_slice_of_a_transposed_tensor_keeps_the_other_axes_whole(tmp_path) -> None:
+    """Llama's rotate_half slices the last axis of q stored as (b, s, h, d) for a logical
+    (b, h, s, d): every untouched axis must run to its end in the stored order."""
+    import onnxruntime as ort
+
+    from edgeexport.runtimes.litert import LiteRtSession
+
+    x = _x(1, 6, 4, 8)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Slice", ["t", "st", "en", "ax"], ["y0"])]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k)
+             for k, v in (("st", [4]), ("en", [8]), ("ax", [3]))]
+    g = helper.make_graph(nodes, "slice", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         x.shape)],
+                          [helper.make_tensor_value_info("y0", TensorProto.FLOAT, (1, 4, 6, 4))],
+                          inits)
+    proto = onnx.shape_inference.infer_shapes(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", eir.OPSET)]))
+    want = ort.InferenceSession(proto.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    path = tmp_path / "slice.tflite"
+    path.write_bytes(emit_model(ir.serde.deserialize_model(proto), "fp32").data)
+    np.testing.assert_array_equal(LiteRtSession(path).run({"x": x})["y0"], want)

@@ -95,6 +95,14 @@ CASES = {
                                                 F.scaled_dot_product_attention(
                                                     q, k, v, attn_mask=q[..., :1] > 0))),
                          [r(1, 2, 5, 8), r(1, 2, 5, 8, seed=1), r(1, 2, 5, 8, seed=2)]),
+    # constant masks become an additive bias; row 3 of the first is hidden whole (output 0)
+    "sdpa_constant_masks": (Fn(lambda m, q, k, v: (
+        F.scaled_dot_product_attention(q, k, v, attn_mask=(torch.arange(5)[:, None] != 3)
+                                       .expand(5, 5)),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(5, 5, dtype=torch.bool)),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=(torch.arange(5.0) * -0.5).expand(5, 5),
+                                       is_causal=False))),
+        [r(1, 2, 5, 8), r(1, 2, 5, 8, seed=1), r(1, 2, 5, 8, seed=2)]),
     "reductions": (Fn(lambda m, x: (x.mean((1, 2), keepdim=True), x.sum(-1), x.amax(1),
                                     x.amin((0, 2)), x.argmax(1), x.argmin(-1, keepdim=True),
                                     x.mean(), x.sum(), x.argmax(), x.prod(1), x.prod(),

@@ -183,7 +183,9 @@ def emit_slice(node: ir.Node, ctx: EmitContext) -> None:
         list(range(len(starts)))
     steps = [int(v) for v in ctx.const(ins[4])] if ins[4] is not None else [1] * len(starts)
     lay = ctx.layout(x)
-    begin, end, stride = [0] * rank, list(shape), [1] * rank
+    begin, end, stride = [0] * rank, [0] * rank, [1] * rank
+    for a in range(rank):  # untouched axes run to their end, in the stored order
+        end[L.physical_axis(a, lay)] = shape[a]
     end_mask = 0
     for s, e, a, st in zip(starts, ends, axes, steps):
         d = shape[a]
