@@ -158,6 +158,10 @@ CASES: list[Case] = [
     _binary("Pow", lo=0.2),
     Case("LayerNormalization", [("x", _x(2, 5, 8), False), ("s", _x(8), True),
                                 ("b", _x(8), True)], {"axis": -1, "epsilon": 1e-5}),
+    # BERT's epsilon (0 in fp16) on rows of equal values (DeiT's zero class tokens): no 0 / 0
+    Case("LayerNormalization", [("x", np.repeat(_x(2, 5, 1), 8, -1), False), ("s", _x(8), True),
+                                ("b", _x(8), True)], {"axis": -1, "epsilon": 1e-12},
+         tag="tiny_eps_flat_rows"),
     Case("BatchNormalization", [("x", _x(1, 3, 4, 4), False), ("s", _x(3), True),
                                 ("b", _x(3), True), ("m", _x(3), True),
                                 ("v", _x(3, lo=0.5), True)], {"epsilon": 1e-3}),
