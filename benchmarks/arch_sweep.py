@@ -83,6 +83,10 @@ def _minilm() -> Any:
     return AutoModel.from_pretrained(str(model_dir())).eval()
 
 
+#: a Llama-style decoder (RMSNorm, rotary positions, grouped-query attention, causal mask)
+_DECODER = dict(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                use_cache=False)
 _AUDIO = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
               conv_dim=(32, 32), conv_stride=(5, 2), conv_kernel=(10, 3),
               num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
@@ -116,17 +120,9 @@ MODELS: dict[str, tuple[str, Callable[[], Any], Callable[[], list[Any]]]] = {
     "gpt2": ("decoder", lambda: _build("GPT2Model", "GPT2Config", vocab_size=1000, n_positions=64,
                                        n_embd=64, n_layer=2, n_head=4, use_cache=False),
              lambda: _ids("input_ids")),
-    "llama": ("decoder", lambda: _build("LlamaModel", "LlamaConfig", vocab_size=1000,
-                                        hidden_size=64, intermediate_size=128,
-                                        num_hidden_layers=2, num_attention_heads=4,
-                                        num_key_value_heads=2, max_position_embeddings=64,
-                                        use_cache=False),
+    "llama": ("decoder", lambda: _build("LlamaModel", "LlamaConfig", **_DECODER),
               lambda: _ids("input_ids")),
-    "qwen2": ("decoder", lambda: _build("Qwen2Model", "Qwen2Config", vocab_size=1000,
-                                        hidden_size=64, intermediate_size=128,
-                                        num_hidden_layers=2, num_attention_heads=4,
-                                        num_key_value_heads=2, max_position_embeddings=64,
-                                        use_cache=False),
+    "qwen2": ("decoder", lambda: _build("Qwen2Model", "Qwen2Config", **_DECODER),
               lambda: _ids("input_ids")),
     "whisper-encoder": ("audio", _whisper, lambda: _float("input_features", 1, 16, 64)),
     "wav2vec2": ("audio", lambda: _build("Wav2Vec2Model", "Wav2Vec2Config", **_AUDIO),

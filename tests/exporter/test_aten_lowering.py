@@ -150,7 +150,8 @@ CASES = {
     # adjacent after a slice, apart) and constant ones (a Reshape, a Slice or one flat Gather)
     "index_runtime": (Fn(lambda m, x, i, j: (x[:, i], x[i, j], x[:, i.clamp(min=0), j],
                                              x[i, :, j])),
-                      [r(3, 4, 5), torch.tensor([[0, 2], [1, -1]]), torch.tensor([[1, 0], [3, 2]])]),
+                      [r(3, 4, 5), torch.tensor([[0, 2], [1, -1]]),
+                       torch.tensor([[1, 0], [3, 2]])]),
     "index_constant": (Fn(lambda m, x: (x[torch.tensor([0, 2]), torch.tensor([1, -1])],
                                         x[torch.tensor([[0], [1]]), torch.arange(4)],
                                         x[:, torch.arange(1, 4), torch.tensor([[2], [0]])],
