@@ -147,6 +147,12 @@ CASES: list[Case] = [
     _unary("Gelu"),
     Case("Gelu", [("x", _x(2, 3, 5), False)], {"approximate": "tanh"}, tag="tanh"),
     _unary("Softmax", axis=1),
+    # HF's masked_fill(mask, finfo(float32).min): -inf in fp16 unless it saturates, and a
+    # fully masked row (the second) would be NaN
+    Case("Softmax", [("x", _x(2, 5), False),
+                     ("m", _c([[0, -3.4028235e38, 0, 0, -3.4028235e38], [-3.4028235e38] * 5]),
+                      True)], {"axis": -1}, tag="finfo_min_mask",
+         pre=[helper.make_node("Add", ["x", "m"], ["xm"])], node_inputs=["xm"]),
     _unary("Sqrt", lo=0.1),
     _unary("Log", lo=0.1),
     _unary("Reciprocal", lo=0.5),
