@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 import pytest
 
@@ -20,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _PATH = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "arch_sweep.py")
 _spec = importlib.util.spec_from_file_location("arch_sweep", _PATH)
 arch_sweep = importlib.util.module_from_spec(_spec)
+sys.modules["arch_sweep"] = arch_sweep  # (its dataclass looks its module up there)
 _spec.loader.exec_module(arch_sweep)
 
 #: the encoders users bring first (issue 14): every one must convert with fp32 parity on these
