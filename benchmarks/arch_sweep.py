@@ -63,6 +63,23 @@ _VISION = dict(image_size=32, patch_size=8, num_channels=3, hidden_size=64, num_
                num_attention_heads=4, intermediate_size=128)
 
 
+def _with_bn_stats(model: Any, *shape: int) -> Any:
+    """Running statistics measured on random batches, as training would leave them: with the
+    init's mean 0 / var 1 a random MobileNet's activations collapse to ~0 (parity on ~1e-38
+    compares noise)."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(4):
+            model(torch.randn(2, *shape))
+    return model.eval()
+
+
 def _whisper() -> Any:
     import torch
     from transformers import WhisperConfig
@@ -141,13 +158,13 @@ MODELS: dict[str, tuple[str, Callable[[], Any], Callable[[], list[Any]]]] = {
     "convnext": ("vision", lambda: _build("ConvNextModel", "ConvNextConfig",
                                           hidden_sizes=[16, 32], depths=[1, 1], num_stages=2),
                  lambda: _float("pixel_values", 1, 3, 64, 64)),
-    "mobilevit": ("vision", lambda: _build("MobileViTModel", "MobileViTConfig", image_size=64,
-                                           hidden_sizes=[32, 48, 64],
-                                           neck_hidden_sizes=[8, 16, 24, 32, 40, 48, 64]),
+    "mobilevit": ("vision", lambda: _with_bn_stats(_build(
+        "MobileViTModel", "MobileViTConfig", image_size=64, hidden_sizes=[32, 48, 64],
+        neck_hidden_sizes=[8, 16, 24, 32, 40, 48, 64]), 3, 64, 64),
                   lambda: _float("pixel_values", 1, 3, 64, 64)),
-    "mobilenet-v2": ("vision", lambda: _build("MobileNetV2Model", "MobileNetV2Config",
-                                              image_size=64, depth_multiplier=0.35,
-                                              torch_conv_init=True),
+    "mobilenet-v2": ("vision", lambda: _with_bn_stats(_build(
+        "MobileNetV2Model", "MobileNetV2Config", image_size=64, depth_multiplier=0.35,
+        torch_conv_init=True), 3, 64, 64),
                      lambda: _float("pixel_values", 1, 3, 64, 64)),
     "efficientnet": ("vision", lambda: _build("EfficientNetModel", "EfficientNetConfig",
                                               image_size=64, width_coefficient=0.25,
