@@ -107,6 +107,7 @@ _TABLE: list[OpSpec] = [
     _op("Slice", "shape"),
     _op("Gather", "shape", "axis"),
     _op("GatherElements", "shape", "axis"),
+    _op("GatherND", "shape", "batch_dims"),
     _op("Expand", "shape"),
     _op("Tile", "shape"),
     _op("Pad", "shape", "mode"),

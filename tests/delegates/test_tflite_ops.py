@@ -94,6 +94,9 @@ CASES: dict[str, list[tuple]] = {
                                  "sp": np.array([1, -2], np.int64)}, {}, 1)],
     "Gather": [({"x": _x(5, 4)}, {"i": np.array([4, 0, -1], np.int64)}, {"axis": 0}, 1),
                ({"i": np.array([[1, 3]], np.int64)}, {"x": _x(5, 4)}, {"axis": 0}, 1)],
+    "GatherND": [({"x": _x(3, 4, 2)}, {"i": np.array([[[2, -1], [0, 3]]], np.int64)}, {}, 1),
+                 ({"x": _x(3, 4, 2), "i": np.array([[1, 3], [2, 0], [0, 1]], np.int64)}, {},
+                  {}, 1)],
     "Expand": [({"x": _x(3, 1)}, {"s": np.array([2, 3, 4], np.int64)}, {}, 1)],
     "Tile": [({"x": _x(2, 3)}, {"r": np.array([2, 1], np.int64)}, {}, 1)],
     "Pad": [({"x": _x(1, 2, 3, 3)}, {"p": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)}, {}, 1),
@@ -155,7 +158,7 @@ def _model(op: str, acts: dict, consts: dict, attrs: dict, n_out: int) -> onnx.M
     """One node: activations are graph inputs, constants initializers, in the ONNX input order
     given by the dict orders (activations first unless a case lists a constant first)."""
     names = list(acts) + list(consts)
-    if op == "Gather" and "i" in acts:
+    if op in ("Gather", "GatherND") and "i" in acts:
         names = ["x", "i"]
     if op == "Mod":
         names = ["a", "b"]
@@ -242,3 +245,28 @@ def test_fp16_weights_are_dequantized_once(tmp_path) -> None:
     emitted = emit_model(ir.serde.deserialize_model(proto), "fp16")
     ops = operator_names(emitted.data)
     assert ops.count("DEQUANTIZE") == 1 and "CONV_2D" in ops
+
+
+def test_slice_of_a_transposed_tensor_keeps_the_other_axes_whole(tmp_path) -> None:
+    """Llama's rotate_half slices the last axis of q stored as (b, s, h, d) for a logical
+    (b, h, s, d): every untouched axis must run to its end in the stored order."""
+    import onnxruntime as ort
+
+    from edgeexport.runtimes.litert import LiteRtSession
+
+    x = _x(1, 6, 4, 8)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Slice", ["t", "st", "en", "ax"], ["y0"])]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k)
+             for k, v in (("st", [4]), ("en", [8]), ("ax", [3]))]
+    g = helper.make_graph(nodes, "slice", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         x.shape)],
+                          [helper.make_tensor_value_info("y0", TensorProto.FLOAT, (1, 4, 6, 4))],
+                          inits)
+    proto = onnx.shape_inference.infer_shapes(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", eir.OPSET)]))
+    want = ort.InferenceSession(proto.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    path = tmp_path / "slice.tflite"
+    path.write_bytes(emit_model(ir.serde.deserialize_model(proto), "fp32").data)
+    np.testing.assert_array_equal(LiteRtSession(path).run({"x": x})["y0"], want)

@@ -95,6 +95,14 @@ CASES = {
                                                 F.scaled_dot_product_attention(
                                                     q, k, v, attn_mask=q[..., :1] > 0))),
                          [r(1, 2, 5, 8), r(1, 2, 5, 8, seed=1), r(1, 2, 5, 8, seed=2)]),
+    # constant masks become an additive bias; row 3 of the first is hidden whole (output 0)
+    "sdpa_constant_masks": (Fn(lambda m, q, k, v: (
+        F.scaled_dot_product_attention(q, k, v, attn_mask=(torch.arange(5)[:, None] != 3)
+                                       .expand(5, 5)),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(5, 5, dtype=torch.bool)),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=(torch.arange(5.0) * -0.5).expand(5, 5),
+                                       is_causal=False))),
+        [r(1, 2, 5, 8), r(1, 2, 5, 8, seed=1), r(1, 2, 5, 8, seed=2)]),
     "reductions": (Fn(lambda m, x: (x.mean((1, 2), keepdim=True), x.sum(-1), x.amax(1),
                                     x.amin((0, 2)), x.argmax(1), x.argmin(-1, keepdim=True),
                                     x.mean(), x.sum(), x.argmax(), x.prod(1), x.prod(),
@@ -138,6 +146,27 @@ CASES = {
                                x.permute(2, 0, 1), x.transpose(0, 1), x[0].t())), [r(2, 3, 4)]),
     "indexing": (Fn(lambda m, x: (x[1], x[:, 1:3], x[..., ::2], x[:, -1], x.narrow(2, 1, 2),
                                   x.index_select(1, torch.tensor([2, 0])))), [r(2, 3, 4)]),
+    # advanced indexing: runtime indices (Gather on one axis, GatherND on several: leading,
+    # adjacent after a slice, apart) and constant ones (a Reshape, a Slice or one flat Gather)
+    "index_runtime": (Fn(lambda m, x, i, j: (x[:, i], x[i, j], x[:, i.clamp(min=0), j],
+                                             x[i, :, j])),
+                      [r(3, 4, 5), torch.tensor([[0, 2], [1, -1]]),
+                       torch.tensor([[1, 0], [3, 2]])]),
+    "index_constant": (Fn(lambda m, x: (x[torch.tensor([0, 2]), torch.tensor([1, -1])],
+                                        x[torch.tensor([[0], [1]]), torch.arange(4)],
+                                        x[:, torch.arange(1, 4), torch.tensor([[2], [0]])],
+                                        x[torch.tensor([1, 0]), :, torch.tensor([4, 2])],
+                                        x[torch.zeros(1, 1, dtype=torch.long), torch.arange(4)])),
+                       [r(3, 4, 5)]),
+    "index_put_masked_fill_gather": (
+        Fn(lambda m, x, v, i: (torch.index_put(x, (torch.tensor([0, 2]), torch.tensor([1, -1])),
+                                               v),
+                               torch.index_put(x, (torch.tensor([1]),), v[:1, None]),
+                               x.masked_fill(x > 0, -1.0), x.masked_fill(x < 0, v[0, 0]),
+                               torch.gather(x, 1, i), torch.gather(x, 2, torch.tensor(
+                                   [[[4, 0]], [[1, 3]], [[2, 2]]])))),
+        [r(3, 4, 5), r(2, 5, seed=1), torch.tensor([[[0, 3, 1, 2, 0]], [[1, 1, 2, 3, 3]],
+                                                    [[2, 0, 0, 1, 3]]])]),
     "cat_stack_split": (Fn(lambda m, x, y: (torch.cat([x, y], 1), torch.stack([x, y], 0),
                                             *x.split(2, -1), *torch.chunk(y, 2, 1),
                                             *x.unbind(0))), [r(2, 3, 4), r(2, 3, 4, seed=1)]),

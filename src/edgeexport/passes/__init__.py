@@ -12,6 +12,7 @@ from onnx_ir.passes import PassBase, PassManager
 from onnx_ir.passes.common import CommonSubexpressionEliminationPass, TopologicalSortPass
 
 from edgeexport.passes.batchnorm import FoldBatchNormPass
+from edgeexport.passes.batchnorm_linear import FoldBatchNormIntoLinearPass
 from edgeexport.passes.constant_folding import ConstantFoldingPass
 from edgeexport.passes.dce import DeadCodeEliminationPass
 from edgeexport.passes.gelu import FuseGeluPass
@@ -38,6 +39,7 @@ def default_passes() -> list[PassBase]:
         SimplifyShapesPass(),
         ConstantFoldingPass(),
         FoldBatchNormPass(),
+        FoldBatchNormIntoLinearPass(),
         TransposePairsPass(),
         MatMulAddToGemmPass(),
         FuseGeluPass(),
@@ -72,7 +74,8 @@ def optimize(model: ir.Model, passes: list[PassBase] | None = None, *,
 
 
 __all__ = [
-    "ConstantFoldingPass", "DeadCodeEliminationPass", "FoldBatchNormPass", "FuseGeluPass",
+    "ConstantFoldingPass", "DeadCodeEliminationPass", "FoldBatchNormIntoLinearPass",
+    "FoldBatchNormPass", "FuseGeluPass",
     "FuseHardSwishPass", "FuseLayerNormPass", "FuseSiluPass", "MatMulAddToGemmPass",
     "PassManager", "PassReport", "RemoveNoOpsPass", "SimplifyShapesPass", "TransposePairsPass",
     "default_passes", "optimize",

@@ -367,6 +367,20 @@ def _split(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
 
 # -- quantization -------------------------------------------------------------------------------
 
+@_kernel("gather_nd")
+def _gather_nd(op: Any, a: dict[str, Any]) -> list[np.ndarray]:
+    # MIL gather_nd: the last axis of indices (K values) picks along x's axes b..b+K-1, after
+    # its b = batch_dims leading axes that x and indices share (batch_dims from iOS 16)
+    x, idx = np.asarray(a["x"]), np.asarray(a["indices"]).astype(np.int64)
+    b = int(a.get("batch_dims") or 0)
+    k = idx.shape[-1]
+    xb = x.reshape((-1,) + x.shape[b:])
+    ib = idx.reshape((xb.shape[0], -1, k))
+    rows = np.arange(xb.shape[0])[:, None]
+    out = xb[(rows,) + tuple(ib[..., j] for j in range(k))]
+    return [out.reshape(idx.shape[:-1] + x.shape[b + k:])]
+
+
 def _affine(a: dict[str, Any], data: np.ndarray, axis_key: str = "axis") -> tuple[Any, Any]:
     scale, zp = np.asarray(a["scale"]), a.get("zero_point")
     axis = a.get(axis_key)

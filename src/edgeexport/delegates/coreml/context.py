@@ -106,6 +106,12 @@ class EmitContext:
         (ML Programs have no int64 tensors), everything else unchanged."""
         arr = np.asarray(arr)
         if arr.dtype.kind == "f":
+            if self.fp16 and arr.size:
+                # finite values past fp16's range saturate, as they do in fp32 arithmetic on
+                # them: HF's masked_fill(mask, finfo(float32).min) must stay "very negative",
+                # not become -inf (a fully masked softmax row would then be NaN)
+                big = float(np.finfo(np.float16).max)
+                arr = np.where(np.isfinite(arr), np.clip(arr, -big, big), arr)
             return arr.astype(self.np_float())
         if arr.dtype == np.int64 or arr.dtype == np.uint64:
             lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max

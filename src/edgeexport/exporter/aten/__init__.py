@@ -17,7 +17,7 @@ from edgeexport import ir as eir
 from edgeexport.exporter.aten.context import Context, NotLowerable, np_dtype
 from edgeexport.exporter.aten.registry import LOWERINGS
 from edgeexport.exporter.aten import (  # noqa: F401  (registers the lowerings)
-    ops_nn, ops_pointwise, ops_pool, ops_shape,
+    ops_index, ops_nn, ops_pointwise, ops_pool, ops_shape,
 )
 
 __all__ = ["LOWERINGS", "NotLowerable", "lower_program"]

@@ -227,11 +227,23 @@ def _sdpa(ctx: Context, node: Any, q: Any, k: Any, v: Any, attn_mask: Any = None
     scores_shape = qs[:-1] + ks[-2:-1]
     s = ctx.op("MatMul", [ctx.value(q), kt], shape=scores_shape, dtype=dtype)
     s = ctx.op("Mul", [s, ctx.scalar(scale, dtype)], shape=scores_shape, dtype=dtype)
+    # a mask known at export time (HF builds ViT's all-true and GPT-2's causal masks from
+    # aranges) becomes one constant additive bias: no Where, and the fully-hidden-row guard
+    # below only when the constant hides a whole row
+    bias = np.zeros((), dtype)
     if is_causal:
-        keep = np.tril(np.ones((qs[-2], ks[-2]), dtype=bool))
-        s = ctx.op("Where", [ctx.const(keep, f"{node.name}_causal"), s,
-                             ctx.scalar(-np.inf, dtype)], shape=scores_shape, dtype=dtype)
-    if attn_mask is not None:
+        bias = np.where(np.tril(np.ones((qs[-2], ks[-2]), dtype=bool)), 0, -np.inf).astype(dtype)
+    const = ctx.constant(attn_mask) if attn_mask is not None else None
+    if const is not None:
+        bias = bias + (np.where(const, 0, -np.inf) if const.dtype == np.bool_ else const
+                       ).astype(dtype)
+    if bias.ndim and not (bias == 0).all():
+        s = ctx.op("Add", [s, ctx.const(bias, f"{node.name}_mask")], shape=scores_shape,
+                   dtype=dtype)
+    guard = const is not None and bool(np.isneginf(np.broadcast_to(
+        bias, np.broadcast_shapes(bias.shape, scores_shape))).all(-1).any())
+    if attn_mask is not None and const is None:
+        guard = True
         mask = ctx.value(attn_mask)
         if ctx.dtype(attn_mask) == np.bool_:
             s = ctx.op("Where", [mask, s, ctx.scalar(-np.inf, dtype)], shape=scores_shape,
@@ -239,7 +251,7 @@ def _sdpa(ctx: Context, node: Any, q: Any, k: Any, v: Any, attn_mask: Any = None
         else:
             s = ctx.op("Add", [s, ctx.cast(mask, dtype)], shape=scores_shape, dtype=dtype)
     p = ctx.op("Softmax", [s], {"axis": -1}, shape=scores_shape, dtype=dtype)
-    if attn_mask is not None:  # PyTorch gives 0, not NaN, where a mask hides a whole row
+    if guard:  # PyTorch gives 0, not NaN, where a mask hides a whole row
         hidden = ctx.op("IsInf", [s], {"detect_positive": 0}, shape=scores_shape, dtype=np.bool_)
         hidden = ctx.op("Cast", [hidden], {"to": ir.DataType.from_numpy(np.dtype(dtype))},
                         shape=scores_shape, dtype=dtype)

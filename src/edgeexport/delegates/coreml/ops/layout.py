@@ -1,6 +1,7 @@
 """Element rearrangements with a MIL op of their own: DepthToSpace (DCR = TensorFlow's
 depth_to_space, CRD = PyTorch's pixel_shuffle), SpaceToDepth, Trilu (band_part, or a select
-with a constant mask when the band cannot say it), GatherElements (gather_along_axis).
+with a constant mask when the band cannot say it), GatherElements (gather_along_axis),
+GatherND (gather_nd).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _check_gather_elements(node: ir.Node, ctx: Any) -> str | None:
     x = node.inputs[0]
     if x.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.INT32,
                        ir.DataType.INT64):
-        return f"GatherElements on {x.dtype.name} tensors has no CoreML mapping"
+        return f"{node.op_type} on {x.dtype.name} tensors has no CoreML mapping"
     return None
 
 
@@ -101,3 +102,23 @@ def emit_gather_elements(node: ir.Node, ctx: EmitContext) -> None:
                              name=ctx.name(out) + "__indices")
     ctx.set(out, ctx.mb.gather_along_axis(x=ctx.get(x), indices=indices, axis=axis,
                                           name=ctx.name(out)))
+
+
+def _check_gather_nd(node: ir.Node, ctx: Any) -> str | None:
+    if int(attr(node, "batch_dims", 0)):
+        return "GatherND with batch_dims is not mapped (MIL takes it from iOS 16 only)"
+    return _check_gather_elements(node, ctx)
+
+
+@REGISTRY.op("GatherND", check=all_checks(need_static_input_shape, _check_gather_nd),
+             conditions="static data shape; float or int data; batch_dims 0")
+def emit_gather_nd(node: ir.Node, ctx: EmitContext) -> None:
+    x, idx, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    arr = ctx.const_array(idx)
+    k = arr.shape[-1] if arr is not None else int(idx.shape[-1])
+    sizes = np.array(static_shape(x)[:k], np.int32)
+    if arr is not None:  # MIL wants indices in range: negative ones count from the end
+        indices: Any = np.where(arr < 0, arr + sizes, arr).astype(np.int32)
+    else:  # floor mod by each addressed axis' length maps [-d, d) onto [0, d)
+        indices = ctx.mb.mod(x=ctx.get(idx), y=sizes, name=ctx.name(out) + "__indices")
+    ctx.set(out, ctx.mb.gather_nd(x=ctx.get(x), indices=indices, name=ctx.name(out)))

@@ -26,6 +26,15 @@ def _check_layer_norm(node: ir.Node, ctx: Any) -> str | None:
     return None
 
 
+def _epsilon(node: ir.Node, ctx: EmitContext) -> np.floating:
+    """The epsilon in the program's precision, kept above 0: BERT-family eps 1e-12 is 0 in
+    fp16, and a row of equal values (DeiT's zero class tokens) would give 0 / 0."""
+    eps = float(attr(node, "epsilon", 1e-5))
+    if ctx.fp16:
+        eps = max(eps, float(np.finfo(np.float16).smallest_subnormal))
+    return ctx.scalar(eps)
+
+
 @REGISTRY.op("LayerNormalization",
              check=all_checks(float_input, const_inputs(1, 2), _check_layer_norm),
              conditions="constant scale and bias; Y output only")
@@ -41,7 +50,7 @@ def emit_layer_norm(node: ir.Node, ctx: EmitContext) -> None:
             kwargs[key] = ctx.to_mil_array(arr.reshape(tuple(x.shape)[axis:]))
     ctx.set(node.outputs[0], ctx.mb.layer_norm(
         x=ctx.get(x), axes=list(range(axis, rank)),
-        epsilon=ctx.scalar(attr(node, "epsilon", 1e-5)), name=ctx.name(node.outputs[0]), **kwargs))
+        epsilon=_epsilon(node, ctx), name=ctx.name(node.outputs[0]), **kwargs))
 
 
 def _check_bn(node: ir.Node, ctx: Any) -> str | None:
@@ -60,7 +69,7 @@ def emit_batch_norm(node: ir.Node, ctx: EmitContext) -> None:
     x, scale, bias, mean, var = node.inputs[:5]
     ctx.set(node.outputs[0], ctx.mb.batch_norm(
         x=ctx.get(x), mean=ctx.get(mean), variance=ctx.get(var), gamma=ctx.get(scale),
-        beta=ctx.get(bias), epsilon=ctx.scalar(attr(node, "epsilon", 1e-5)),
+        beta=ctx.get(bias), epsilon=_epsilon(node, ctx),
         name=ctx.name(node.outputs[0])))
 
 
@@ -78,7 +87,7 @@ def emit_instance_norm(node: ir.Node, ctx: EmitContext) -> None:
     x, scale, bias = node.inputs[:3]
     ctx.set(node.outputs[0], ctx.mb.instance_norm(
         x=ctx.get(x), gamma=ctx.get(scale), beta=ctx.get(bias),
-        epsilon=ctx.scalar(attr(node, "epsilon", 1e-5)), name=ctx.name(node.outputs[0])))
+        epsilon=_epsilon(node, ctx), name=ctx.name(node.outputs[0])))
 
 
 def _check_group_norm(node: ir.Node, ctx: Any) -> str | None:
@@ -105,7 +114,7 @@ def emit_group_norm(node: ir.Node, ctx: EmitContext) -> None:
     n, c, groups = shape[0], shape[1], int(attr(node, "num_groups"))
     grouped = ctx.mb.reshape(x=ctx.get(x), shape=np.array([n, groups, -1], np.int32),
                              name=name + "__groups")
-    y = ctx.mb.layer_norm(x=grouped, axes=[2], epsilon=ctx.scalar(attr(node, "epsilon", 1e-5)),
+    y = ctx.mb.layer_norm(x=grouped, axes=[2], epsilon=_epsilon(node, ctx),
                           name=name + "__norm")
     scale, bias = ctx.const_array(node.inputs[1]), ctx.const_array(node.inputs[2])
     # opset 18 gives scale and bias per group, opset 21 per channel: the sizes tell them apart

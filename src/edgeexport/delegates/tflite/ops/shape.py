@@ -183,7 +183,9 @@ def emit_slice(node: ir.Node, ctx: EmitContext) -> None:
         list(range(len(starts)))
     steps = [int(v) for v in ctx.const(ins[4])] if ins[4] is not None else [1] * len(starts)
     lay = ctx.layout(x)
-    begin, end, stride = [0] * rank, list(shape), [1] * rank
+    begin, end, stride = [0] * rank, [0] * rank, [1] * rank
+    for a in range(rank):  # untouched axes run to their end, in the stored order
+        end[L.physical_axis(a, lay)] = shape[a]
     end_mask = 0
     for s, e, a, st in zip(starts, ends, axes, steps):
         d = shape[a]
@@ -238,6 +240,27 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
     opt = fb.GatherOptionsT()
     opt.axis = L.physical_axis(axis, lay)
     ctx.fb.op("GATHER", [ctx.input(data, lay), it], [y], opt)
+
+
+def _check_gather_nd(node: ir.Node, ctx: object) -> str | None:
+    batch = node.attributes.get("batch_dims")
+    if batch is not None and batch.as_int() != 0:
+        return "GATHER_ND has no batch_dims"
+    return _check_gather(node, ctx)
+
+
+@REGISTRY.op("GatherND", check=_check_gather_nd, conditions="static shapes; batch_dims 0")
+def emit_gather_nd(node: ir.Node, ctx: EmitContext) -> None:
+    data, idx, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    ind = ctx.const(idx)
+    if ind is not None:  # TFLite wants indices in range: negative ones count from the end
+        k = ind.shape[-1]
+        ind = np.where(ind < 0, ind + np.array(ctx.shape(data)[:k]), ind).astype(np.int32)
+        it = ctx.const_tensor(ind, f"{idx.name}/i32", weight=False)
+    else:
+        it = ctx.input(idx, L.identity(ctx.rank(idx)))
+    ctx.fb.op("GATHER_ND", [ctx.input(data, L.identity(ctx.rank(data))), it],
+              [ctx.output(out, L.identity(ctx.rank(out)))], fb.GatherNdOptionsT())
 
 
 def _int8_lookup(node: ir.Node, ctx: EmitContext) -> None:

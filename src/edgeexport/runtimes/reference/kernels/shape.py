@@ -108,7 +108,24 @@ def gather(data: np.ndarray, indices: np.ndarray, *, axis: int = 0) -> np.ndarra
 @kernel("GatherElements", dtypes=_ANY)
 def gather_elements(data: np.ndarray, indices: np.ndarray, *, axis: int = 0) -> np.ndarray:
     axis = normalize_axis(axis, data.ndim)
+    # the output has the indices' shape: off the axis they address a leading block of data
+    # (np.take_along_axis would broadcast a size-1 index axis over all of data's instead)
+    data = data[tuple(slice(None) if d == axis else slice(0, n)
+                      for d, n in enumerate(indices.shape))]
     return np.take_along_axis(data, _positive(indices, data.shape[axis]), axis=axis)
+
+
+@kernel("GatherND", dtypes=_ANY)
+def gather_nd(data: np.ndarray, indices: np.ndarray, *, batch_dims: int = 0) -> np.ndarray:
+    """Each row of the last index axis addresses k leading axes of data (after batch_dims
+    shared ones): out[b..., i...] = data[b..., *indices[b..., i..., :]]."""
+    b, k = batch_dims, indices.shape[-1]
+    batch = math.prod(data.shape[:b])
+    table = data.reshape((batch,) + data.shape[b:])
+    rows = indices.reshape(batch, -1, k).astype(np.int64)
+    rows = np.where(rows < 0, rows + np.array(data.shape[b:b + k]), rows)
+    key = (np.arange(batch)[:, None],) + tuple(rows[..., j] for j in range(k))
+    return table[key].reshape(indices.shape[:-1] + data.shape[b + k:])
 
 
 @kernel("Expand", dtypes=_ANY)
