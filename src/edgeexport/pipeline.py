@@ -19,7 +19,8 @@ from edgeexport import delegates, passes
 from edgeexport import ir as eir
 from edgeexport.delegates.base import Artifact, Coverage, ImageInput, Target
 from edgeexport.exporter import ExportResult, InputSpec, export
-from edgeexport.validate import TOLERANCES, ParityResult, check_runtime, decide_verdict
+from edgeexport.validate import TOLERANCES, ParityResult, Tolerance, check_runtime, decide_verdict
+from edgeexport.validate import noise as noise_mod
 from edgeexport.validate import bundle as bundle_mod
 from edgeexport.validate import manifest as manifest_mod
 from edgeexport.validate.report_html import render
@@ -109,6 +110,8 @@ class ParitySet:
     source: str
     #: why a verdict on these inputs cannot be trusted (None when it can)
     unverified: str | None = None
+    #: what PyTorch was given for each sample (differs from `samples` for image inputs)
+    feeds: list[dict[str, np.ndarray]] = field(default_factory=list)
 
 
 def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Callable,
@@ -148,7 +151,7 @@ def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Calla
     fed, model_feeds = _image_feeds(samples, random, image_inputs or [], parts)
     out_names = [v.name for v in result.model.graph.outputs]
     expected = [dict(zip(out_names, eager_outputs(s))) for s in model_feeds]
-    return ParitySet(fed, expected, ", and ".join(parts), unverified)
+    return ParitySet(fed, expected, ", and ".join(parts), unverified, model_feeds)
 
 
 def _image_feeds(samples: list[dict[str, np.ndarray]], random: dict[str, np.ndarray],
@@ -180,6 +183,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     timer = Timer()
     result, pass_report = export_and_optimize(model, opts, timer, progress)
     source_model = result.source_model
+    target.check_lowerable(result.model)  # fail fast, before quantization and calibration
     with timer.stage("quantize"):
         quant_info = _quantize(result, opts)
     coverage = target.coverage(result.model, opts.target_options)
@@ -207,7 +211,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     labels = manifest_mod.load_labels(opts.labels, list(result.model.graph.outputs))
     declared = manifest_mod.declared_layout(opts.calibration_preprocess)  # bad text: exit 2 now
     precision = opts.quantize or target.precision(opts.target_options)
-    tolerance = TOLERANCES[precision]
+    tolerance, noise = judge_by_noise_floor(result, checked, TOLERANCES[precision], progress)
     with bundle_mod.staging(out) as stage:
         progress("emit", target.name)
         with timer.stage("emit"):
@@ -227,6 +231,8 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         report = build_report(target.name, artifact, coverage, parity, timer, result,
                               pass_report, quant_info, expected_source, checked.unverified)
         report["parity_inputs"] = checked.source
+        report["noise_floor"] = noise.pop("block")
+        report["warnings"] += noise["warnings"]
         if labels is not None:
             (stage / manifest_mod.LABELS_FILE).write_text("\n".join(labels[0]) + "\n")
         manifest = build_manifest(target, artifact, result, opts, tolerance.to_json(),
@@ -238,6 +244,19 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         manifest_mod.check(manifest)
         bundle_mod.write_json(stage / "manifest.json", manifest)
     return ConvertOutcome(out, report, manifest, report["passed"])
+
+
+def judge_by_noise_floor(result: ExportResult, checked: ParitySet, tolerance: Tolerance,
+                         progress: Progress = _noop) -> tuple[Tolerance, dict[str, Any]]:
+    """The tolerance runtimes are held to: max(fixed bound, k x the model's own float noise
+    floor, PyTorch float64 vs float32 on the parity inputs); written to the manifest as data,
+    so `validate` and the apps apply it with no new logic. Also report.json's `noise_floor`."""
+    progress("validate", "noise floor (PyTorch float64 vs float32)")
+    floor = noise_mod.measure(result.eager,
+                              [[f[s.name] for s in result.inputs] for f in checked.feeds],
+                              checked.expected)
+    judged, warning = noise_mod.judge_with(tolerance, floor, TOLERANCES["fp32"])
+    return judged, {"block": floor.to_json(judged), "warnings": [warning] if warning else []}
 
 
 def _quantize(result: ExportResult, opts: ConvertOptions) -> dict[str, Any]:
