@@ -207,6 +207,9 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         expected_source = "onnxruntime on the source ONNX model, before passes"
     image_inputs = target.image_inputs(result.model, opts.target_options)
     checked = parity_sets(result, opts, eager_outputs, image_inputs)
+    fp16_range = guard_fp16(result, opts, target, checked, progress)
+    if fp16_range.get("action") == "fp32":  # the notes say which precision is emitted
+        coverage = target.coverage(result.model, opts.target_options)
     samples, expected = checked.samples, checked.expected
     labels = manifest_mod.load_labels(opts.labels, list(result.model.graph.outputs))
     declared = manifest_mod.declared_layout(opts.calibration_preprocess)  # bad text: exit 2 now
@@ -232,7 +235,8 @@ def convert(model: str, out: Path, opts: ConvertOptions,
                               pass_report, quant_info, expected_source, checked.unverified)
         report["parity_inputs"] = checked.source
         report["noise_floor"] = noise.pop("block")
-        report["warnings"] += noise["warnings"]
+        report["warnings"] += noise["warnings"] + fp16_range.pop("warnings", [])
+        report["fp16_range"] = fp16_range
         if labels is not None:
             (stage / manifest_mod.LABELS_FILE).write_text("\n".join(labels[0]) + "\n")
         manifest = build_manifest(target, artifact, result, opts, tolerance.to_json(),
@@ -244,6 +248,42 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         manifest_mod.check(manifest)
         bundle_mod.write_json(stage / "manifest.json", manifest)
     return ConvertOutcome(out, report, manifest, report["passed"])
+
+
+def guard_fp16(result: ExportResult, opts: ConvertOptions, target: Target, checked: ParitySet,
+               progress: Progress = _noop) -> dict[str, Any]:
+    """Before an fp16 artifact is emitted: the float values that fp16 cannot hold on the parity
+    inputs (quantize.fp16_range). When the target picked fp16 by default, the model is emitted
+    in fp32 instead: ncnn's fp16 storage is global (no per-layer fp32), and the CoreML emitter
+    has no per-op precision yet. An explicit --precision fp16 is kept, with a warning.
+    Returns report.json's `fp16_range`."""
+    if opts.quantize or target.precision(opts.target_options) != "fp16":
+        return {"checked": False}
+    from edgeexport.quantize.fp16_range import FP16_SAFE, fp16_hazards
+
+    progress("validate", "fp16 range analysis")
+    feeds = [{s.name: f[s.name] for s in result.inputs} for f in checked.feeds]
+    hazards = fp16_hazards(result.model, feeds)
+    block: dict[str, Any] = {"checked": True, "limit": FP16_SAFE,
+                             "hazards": [h.to_json() for h in hazards], "action": None}
+    if not hazards:
+        return block
+    where = ", ".join(f"{h.op} '{h.node}' ({h.why})" for h in hazards[:3]) + (
+        f" and {len(hazards) - 3} more" if len(hazards) > 3 else "")
+    if getattr(opts.target_options, "precision", None) == "fp16":
+        block["action"] = "kept fp16 (--precision fp16 asked for it)"
+        block["warnings"] = [f"fp16 overflows in {where}: expect inf/NaN; drop --precision "
+                             "fp16 to emit fp32"]
+        return block
+    opts.target_options = argparse.Namespace(**{**vars(opts.target_options or
+                                                        argparse.Namespace()),
+                                                "precision": "fp32"})
+    block["action"] = "fp32"
+    why = ("ncnn's fp16 storage is global" if target.name == "vulkan"
+           else "its emitter has no per-op precision yet")
+    block["warnings"] = [f"fp16 overflows in {where}: {target.name} cannot keep single ops in "
+                         f"fp32 ({why}), so this model is emitted in fp32"]
+    return block
 
 
 def judge_by_noise_floor(result: ExportResult, checked: ParitySet, tolerance: Tolerance,

@@ -73,3 +73,27 @@ def unsupported_on_vulkan() -> nn.Module:
     """torch.sign: ONNX Sign, which has no ncnn mapping."""
     torch.manual_seed(0)
     return _Sign().eval()
+
+
+class _LinearAttention(nn.Module):
+    """Linear attention (ReLU kernels, division by a sum): out = phi(q) (phi(k)^T v) /
+    (phi(q) . sum phi(k)). The normaliser reaches ~1e6 on unit inputs: inf in fp16, then NaN."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in range(3))
+        self.out = nn.Linear(dim, dim)
+        with torch.no_grad():
+            for lin in (self.q, self.k):
+                lin.weight.mul_(20.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = torch.relu(self.q(x)), torch.relu(self.k(x)), self.v(x)
+        kv = torch.matmul(k.transpose(1, 2), v)                       # [B, D, D]
+        den = torch.matmul(q, k.sum(dim=1, keepdim=True).transpose(1, 2))  # [B, N, 1]
+        return self.out(torch.matmul(q, kv) / (den + 1e-6))
+
+
+def linear_attention() -> nn.Module:
+    torch.manual_seed(0)
+    return _LinearAttention().eval()
