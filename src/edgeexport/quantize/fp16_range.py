@@ -1,5 +1,6 @@
 """Calibration-free range analysis for fp16 artifacts: run the float IR on the parity inputs
-(onnxruntime, every value kept) and find the values fp16 cannot hold (overflow, divisors that flush).
+(onnxruntime, every value kept) and find the values fp16 cannot hold: overflow, divisors that
+flush to zero.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The model's own float noise floor: its PyTorch program run in float64 against float32 on the
-parity inputs. Runtimes are judged against it (metrics.widen_to_noise) when it exceeds the fixed bound.
+parity inputs. Runtimes are judged against it (metrics.widen_to_noise) when it exceeds the
+fixed bound.
 """
 
 from __future__ import annotations
