@@ -15,6 +15,9 @@ from edgeexport.quantize.observe import run_observed
 #: fp16's largest finite value is 65504; the op producing a value rounds once more, and the
 #: next op (a sum, a product) grows it, so values past 60000 are treated as overflowing
 FP16_SAFE = 60000.0
+#: |x| from here on (and inf) is a masking constant (torch.finfo(float32).min added to attention
+#: scores), which fp16 saturates to -inf on purpose and softmax turns into 0: not an overflow
+MASK_LIKE = 1e30
 #: the smallest fp16 subnormal (2^-24): a divisor above 0 in float32 but below this is 0 in fp16
 FP16_TINY = 2.0 ** -24
 
@@ -51,8 +54,9 @@ def fp16_hazards(model: ir.Model, samples: list[dict[str, np.ndarray]]) -> list[
     def visit(outs: dict[str, np.ndarray]) -> None:
         for name, x in outs.items():
             a = np.abs(np.asarray(x, np.float64))
+            a = a[a < MASK_LIKE]  # (NaN compares False: dropped too)
             if a.size:
-                big[name] = max(big[name], float(np.nanmax(a)) if np.isfinite(a).any() else 0.0)
+                big[name] = max(big[name], float(a.max()))
                 if name in tiny and (a > 0).any():
                     m = float(a[a > 0].min())
                     tiny[name] = m if tiny[name] is None else min(tiny[name], m)
