@@ -141,7 +141,7 @@ def verdict_line(verdict: str, reason: str | None) -> str:
 
 def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
     rows = [("runtime", "device", "executed", "max_abs_err", "max_rel_err", "cosine", "top1",
-             "latency_ms", "result")]
+             "bound", "latency_ms", "result")]
     for p in parity:
         def f(v: Any, fmt: str = ".2e") -> str:
             return "-" if v is None else (format(v, fmt) if isinstance(v, float) else str(v))
@@ -151,7 +151,8 @@ def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
             if p["executed"] else f"not executed: {p['reason']}"
         rows.append((p["runtime"], f(p.get("device")), "yes" if p["executed"] else "no",
                      f(p["max_abs_err"]), f(p["max_rel_err"]), f(p["cosine"], ".6f"),
-                     f(p.get("top1_agreement"), ".2f"), f(p.get("latency_ms"), ".2f"), result))
+                     f(p.get("top1_agreement"), ".2f"), f(p.get("bound")),
+                     f(p.get("latency_ms"), ".2f"), result))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1], file=file)

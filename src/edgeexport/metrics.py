@@ -4,7 +4,7 @@ tolerances that decide pass/fail per precision.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -74,6 +74,19 @@ class Tolerance:
     max_rel_err: float | None = None
     min_cosine: float | None = None
     min_top1_agreement: float | None = None
+    #: top-1 agreement judges only outputs of at most this rank: [batch, classes] logits (or
+    #: [classes]). A segmentation map, a box regression or hidden states flip their argmax on
+    #: one near-tied position while the tensor is right, so they are judged by the other bounds.
+    #: None (bundles written before this field): top-1 judges every output, as it did.
+    top1_max_rank: int | None = None
+    #: which bound set max_rel_err/min_cosine: "fixed" (the precision's own) or "noise floor"
+    #: (k x PyTorch's own float64-vs-float32 error on the parity inputs, see widen_to_noise)
+    bound: str | None = None
+
+    def judges_top1(self, rank: int) -> bool:
+        """Whether top-1 agreement judges an output of this rank."""
+        return self.min_top1_agreement is not None and (self.top1_max_rank is None
+                                                        or rank <= self.top1_max_rank)
 
     def violations(self, stats: ErrorStats) -> list[str]:
         out = []
@@ -94,7 +107,7 @@ class Tolerance:
 #: between runtimes); fp16 and int8 are judged by direction (cosine) and decisions (top-1).
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance("fp32", max_rel_err=1e-4, min_cosine=0.99999),
-    "fp16": Tolerance("fp16", min_cosine=0.999, min_top1_agreement=1.0),
+    "fp16": Tolerance("fp16", min_cosine=0.999, min_top1_agreement=1.0, top1_max_rank=2),
     "int8": Tolerance("int8", min_cosine=0.99),
     "dynamic-int8": Tolerance("dynamic-int8", min_cosine=0.99),
 }
@@ -108,3 +121,29 @@ def merge(stats: list[ErrorStats], *, samples: bool = False) -> ErrorStats:
     return ErrorStats(
         max(s.max_abs_err for s in stats), max(s.max_rel_err for s in stats),
         min(s.cosine for s in stats), min(s.sqnr_db for s in stats), top1)
+
+
+#: A runtime is judged against max(fixed bound, NOISE_K x the model's own noise floor): PyTorch's
+#: float64-vs-float32 error on the same inputs. Another runtime's float32 kernels (other
+#: accumulation orders, folded BatchNorm, fused ops) perturb each op by rounding errors of the
+#: same size as PyTorch's own, and an ill-conditioned net amplifies either alike; 10x leaves room
+#: for that spread (measured on tests/validate/test_noise_floor.py's net: runtimes at 1-4x the
+#: floor) while an artifact with a wrong weight is orders of magnitude above it.
+NOISE_K = 10.0
+
+
+def widen_to_noise(tol: Tolerance, floor: ErrorStats) -> Tolerance:
+    """The tolerance a runtime is held to given the model's float noise floor (`floor`: worst
+    over outputs of float32 vs float64 PyTorch). max_rel_err becomes max(fixed, k x floor);
+    1 - cosine grows with the square of the relative error (1 - cos ~ |e|^2 / 2|x|^2), so the
+    cosine bound allows k^2 x the floor's 1 - cosine: the same k x error. `bound` says which won.
+    """
+    rel, cos, widened = tol.max_rel_err, tol.min_cosine, False
+    if rel is not None and NOISE_K * floor.max_rel_err > rel:
+        rel, widened = float(f"{NOISE_K * floor.max_rel_err:.3g}"), True
+    if cos is not None:
+        by_floor = max(0.0, 1.0 - NOISE_K ** 2 * (1.0 - floor.cosine))
+        if by_floor < cos:
+            cos, widened = float(f"{by_floor:.6g}"), True
+    return replace(tol, max_rel_err=rel, min_cosine=cos,
+                   bound="noise floor" if widened else "fixed")

@@ -19,7 +19,8 @@ from edgeexport import delegates, passes
 from edgeexport import ir as eir
 from edgeexport.delegates.base import Artifact, Coverage, ImageInput, Target
 from edgeexport.exporter import ExportResult, InputSpec, export
-from edgeexport.validate import TOLERANCES, ParityResult, check_runtime, decide_verdict
+from edgeexport.validate import TOLERANCES, ParityResult, Tolerance, check_runtime, decide_verdict
+from edgeexport.validate import noise as noise_mod
 from edgeexport.validate import bundle as bundle_mod
 from edgeexport.validate import manifest as manifest_mod
 from edgeexport.validate.report_html import render
@@ -109,6 +110,8 @@ class ParitySet:
     source: str
     #: why a verdict on these inputs cannot be trusted (None when it can)
     unverified: str | None = None
+    #: what PyTorch was given for each sample (differs from `samples` for image inputs)
+    feeds: list[dict[str, np.ndarray]] = field(default_factory=list)
 
 
 def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Callable,
@@ -148,7 +151,7 @@ def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Calla
     fed, model_feeds = _image_feeds(samples, random, image_inputs or [], parts)
     out_names = [v.name for v in result.model.graph.outputs]
     expected = [dict(zip(out_names, eager_outputs(s))) for s in model_feeds]
-    return ParitySet(fed, expected, ", and ".join(parts), unverified)
+    return ParitySet(fed, expected, ", and ".join(parts), unverified, model_feeds)
 
 
 def _image_feeds(samples: list[dict[str, np.ndarray]], random: dict[str, np.ndarray],
@@ -180,6 +183,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     timer = Timer()
     result, pass_report = export_and_optimize(model, opts, timer, progress)
     source_model = result.source_model
+    target.check_lowerable(result.model)  # fail fast, before quantization and calibration
     with timer.stage("quantize"):
         quant_info = _quantize(result, opts)
     coverage = target.coverage(result.model, opts.target_options)
@@ -203,11 +207,14 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         expected_source = "onnxruntime on the source ONNX model, before passes"
     image_inputs = target.image_inputs(result.model, opts.target_options)
     checked = parity_sets(result, opts, eager_outputs, image_inputs)
+    fp16_range = guard_fp16(result, opts, target, checked, progress)
+    if fp16_range.get("action") == "fp32":  # the notes say which precision is emitted
+        coverage = target.coverage(result.model, opts.target_options)
     samples, expected = checked.samples, checked.expected
     labels = manifest_mod.load_labels(opts.labels, list(result.model.graph.outputs))
     declared = manifest_mod.declared_layout(opts.calibration_preprocess)  # bad text: exit 2 now
     precision = opts.quantize or target.precision(opts.target_options)
-    tolerance = TOLERANCES[precision]
+    tolerance, noise = judge_by_noise_floor(result, checked, TOLERANCES[precision], progress)
     with bundle_mod.staging(out) as stage:
         progress("emit", target.name)
         with timer.stage("emit"):
@@ -228,6 +235,8 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         report = build_report(target.name, artifact, coverage, parity, timer, result,
                               pass_report, quant_info, expected_source, checked.unverified)
         report["parity_inputs"] = checked.source
+        report["noise_floor"] = {**noise.pop("block"), "warnings": noise["warnings"]}
+        report["fp16_range"] = fp16_range  # (its warnings are read by findings.collect)
         add_layer_report(report, result.model, artifact, target, ir_feeds, samples[0], tolerance)
         if labels is not None:
             (stage / manifest_mod.LABELS_FILE).write_text("\n".join(labels[0]) + "\n")
@@ -240,6 +249,55 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         manifest_mod.check(manifest)
         bundle_mod.write_json(stage / "manifest.json", manifest)
     return ConvertOutcome(out, report, manifest, report["passed"])
+
+
+def guard_fp16(result: ExportResult, opts: ConvertOptions, target: Target, checked: ParitySet,
+               progress: Progress = _noop) -> dict[str, Any]:
+    """Before an fp16 artifact is emitted: the float values that fp16 cannot hold on the parity
+    inputs (quantize.fp16_range). When the target picked fp16 by default, the model is emitted
+    in fp32 instead: ncnn's fp16 storage is global (no per-layer fp32), and the CoreML emitter
+    has no per-op precision yet. An explicit --precision fp16 is kept, with a warning.
+    Returns report.json's `fp16_range`."""
+    if opts.quantize or target.precision(opts.target_options) != "fp16":
+        return {"checked": False}
+    from edgeexport.quantize.fp16_range import FP16_SAFE, fp16_hazards
+
+    progress("validate", "fp16 range analysis")
+    feeds = [{s.name: f[s.name] for s in result.inputs} for f in checked.feeds]
+    hazards = fp16_hazards(result.model, feeds)
+    block: dict[str, Any] = {"checked": True, "limit": FP16_SAFE,
+                             "hazards": [h.to_json() for h in hazards], "action": None}
+    if not hazards:
+        return block
+    where = ", ".join(f"{h.op} '{h.node}' ({h.why})" for h in hazards[:3]) + (
+        f" and {len(hazards) - 3} more" if len(hazards) > 3 else "")
+    if getattr(opts.target_options, "precision", None) == "fp16":
+        block["action"] = "kept fp16 (--precision fp16 asked for it)"
+        block["warnings"] = [f"fp16 overflows in {where}: expect inf/NaN; drop --precision "
+                             "fp16 to emit fp32"]
+        return block
+    opts.target_options = argparse.Namespace(**{**vars(opts.target_options or
+                                                        argparse.Namespace()),
+                                                "precision": "fp32"})
+    block["action"] = "fp32"
+    why = ("ncnn's fp16 storage is global" if target.name == "vulkan"
+           else "its emitter has no per-op precision yet")
+    block["warnings"] = [f"fp16 overflows in {where}: {target.name} cannot keep single ops in "
+                         f"fp32 ({why}), so this model is emitted in fp32"]
+    return block
+
+
+def judge_by_noise_floor(result: ExportResult, checked: ParitySet, tolerance: Tolerance,
+                         progress: Progress = _noop) -> tuple[Tolerance, dict[str, Any]]:
+    """The tolerance runtimes are held to: max(fixed bound, k x the model's own float noise
+    floor, PyTorch float64 vs float32 on the parity inputs); written to the manifest as data,
+    so `validate` and the apps apply it with no new logic. Also report.json's `noise_floor`."""
+    progress("validate", "noise floor (PyTorch float64 vs float32)")
+    floor = noise_mod.measure(result.eager,
+                              [[f[s.name] for s in result.inputs] for f in checked.feeds],
+                              checked.expected)
+    judged, warning = noise_mod.judge_with(tolerance, floor, TOLERANCES["fp32"])
+    return judged, {"block": floor.to_json(judged), "warnings": [warning] if warning else []}
 
 
 def _quantize(result: ExportResult, opts: ConvertOptions) -> dict[str, Any]:

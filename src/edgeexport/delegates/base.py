@@ -112,6 +112,28 @@ class Target:
                 in_partition = False
         return Coverage(len(model.graph), delegated, partitions, fallback)
 
+    def check_lowerable(self, model: ir.Model) -> None:
+        """Fail fast: raise UnsupportedOpError for the first node no path of this target can
+        lower (its op has no registration at all), right after export and before quantization
+        and calibration spend minutes on a conversion that cannot end in an artifact. Checks
+        that depend on attributes or quantization stay with the emitter."""
+        from edgeexport.delegates.registry import supported_by
+        from edgeexport.errors import UnsupportedOpError
+        from edgeexport.exporter import node_source
+
+        for node in self.lowered_nodes(model):
+            if node.domain in ("", "ai.onnx") and node.op_type in self.registry:
+                continue
+            raise UnsupportedOpError(
+                node.op_type, node.name or "", target=self.name,
+                reason=self.registry.why_not(node) or "", source=node_source(node),
+                supported_by=supported_by(node.op_type, besides=self.name))
+
+    def lowered_nodes(self, model: ir.Model) -> list[ir.Node]:
+        """The nodes the emitter lowers one by one (a target that fuses patterns, such as
+        attention blocks, leaves out the nodes the fusion takes)."""
+        return list(model.graph)
+
     def image_inputs(self, model: ir.Model,
                      options: argparse.Namespace | None = None) -> list[ImageInput]:
         """Inputs the artifact takes as 8-bit images instead of the model's float tensors."""

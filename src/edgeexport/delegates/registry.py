@@ -98,3 +98,12 @@ class OpRegistry:
         if rule.check is not None or rule.conditions:
             return "conditional" + (f": {rule.conditions}" if rule.conditions else "")
         return "yes"
+
+
+def supported_by(op: str, *, besides: str | None = None) -> list[str]:
+    """Targets whose registry takes `op` (for the unsupported-op message), other than `besides`."""
+    try:
+        matrix = profile.support_matrix().get(op, {})
+    except Exception:  # a half-written delegate elsewhere must not hide this error
+        return []
+    return [t for t, status in matrix.items() if status != "no" and t != besides]

@@ -34,6 +34,10 @@ def collect(report: dict[str, Any]) -> list[dict[str, str]]:
     if not any(p.get("executed") for p in report.get("parity", [])):
         add("error", "parity", "no runtime could execute the artifact here: nothing was checked")
     _quantization(report.get("quantization") or {}, add)
+    for w in (report.get("noise_floor") or {}).get("warnings", []):
+        add("warning", "noise floor", w)
+    for w in (report.get("fp16_range") or {}).get("warnings", []):
+        add("warning", "fp16", w)
     cov = report.get("coverage") or {}
     for note in cov.get("notes", []):
         if note.startswith("WARNING"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ class ParityResult:
     tolerance: Tolerance | None = None
     latency_ms: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: per output, the statistics its tolerance judged it by (see judged_by)
+    judged_by: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         s = self.stats.to_json() if self.stats else {}
@@ -43,8 +45,11 @@ class ParityResult:
             "verdict": ("passed" if self.passed else "failed") if self.executed
             else "not executed",
             "tolerance": self.tolerance.to_json() if self.tolerance else None,
+            # "fixed" | "noise floor": which bound the runtime was judged against
+            "bound": (self.tolerance.bound or "fixed") if self.tolerance else None,
             "latency_ms": self.latency_ms,
-            "per_output": {k: v.to_json() for k, v in self.per_output.items()},
+            "per_output": {k: {**v.to_json(), "judged_by": self.judged_by.get(k, [])}
+                           for k, v in self.per_output.items()},
             "details": self.details,
         }
 
@@ -76,13 +81,29 @@ def check_runtime(name: str, artifact: Path, samples: list[dict[str, np.ndarray]
                 continue
             per_output.setdefault(out_name, []).append(error_stats(ref, got[out_name]))
     stats = {k: merge(v, samples=True) for k, v in per_output.items()}
+    ranks = {k: np.ndim(v) for k, v in expected[0].items()}
+    judged = {k: judged_by(tolerance, ranks.get(k, 0), s) for k, s in stats.items()}
     total = merge(list(stats.values())) if stats else None
     violations = [f"output '{m}' missing" for m in sorted(set(missing))]
     if total is not None:
-        violations += tolerance.violations(total)
+        # top-1 agreement only from the outputs it judges (classifier logits)
+        tops = [s for k, s in stats.items() if "top1_agreement" in judged[k]]
+        top1 = merge(tops).top1_agreement if tops else None
+        violations += tolerance.violations(replace(total, top1_agreement=top1))
     latency = _median_latency(session, samples[0], timing_runs) if timing_runs else None
     return ParityResult(name, True, None, session.device, total, stats, not violations,
-                        violations, tolerance, latency, dict(getattr(session, "details", {})))
+                        violations, tolerance, latency, dict(getattr(session, "details", {})),
+                        judged)
+
+
+def judged_by(tolerance: Tolerance, rank: int, stats: ErrorStats) -> list[str]:
+    """The statistics that judge an output of this rank: the bounds the tolerance sets, with
+    top-1 agreement only for classifier-shaped outputs (Tolerance.top1_max_rank)."""
+    out = [k for k, bound in (("max_rel_err", tolerance.max_rel_err),
+                              ("cosine", tolerance.min_cosine)) if bound is not None]
+    if tolerance.judges_top1(rank) and stats.top1_agreement is not None:
+        out.append("top1_agreement")
+    return out
 
 
 #: a row within tolerance whose inputs cannot verify the artifact (see decide_verdict)

@@ -16,6 +16,7 @@ from edgeexport.delegates.tflite import ops  # noqa: F401  (registers the op fam
 from edgeexport.delegates.tflite import quant
 from edgeexport.delegates.tflite.context import EmitContext
 from edgeexport.delegates.tflite.registry import REGISTRY
+from edgeexport.delegates.registry import supported_by
 from edgeexport.errors import UnsupportedOpError
 
 
@@ -26,16 +27,6 @@ class Emitted:
     tensor_map: dict[str, Any] = field(default_factory=dict)
     #: the writer's tables (tensors, operators, opcodes) for partitioners that inspect them
     model: Any = None
-
-
-def supported_by(op: str) -> list[str]:
-    """Targets whose registry takes `op` (for the unsupported-op message)."""
-    from edgeexport import profile
-
-    try:
-        return [t for t, s in profile.support_matrix().get(op, {}).items() if s != "no"]
-    except Exception:  # a half-written delegate elsewhere must not hide this error
-        return []
 
 
 def emit_model(model: ir.Model, precision: str = "fp32", options: Any = None,

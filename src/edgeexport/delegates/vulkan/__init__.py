@@ -40,6 +40,12 @@ class VulkanTarget(Target):
         cov.notes.extend(int8_notes(model, REGISTRY))
         return cov
 
+    def lowered_nodes(self, model: ir.Model) -> list[ir.Node]:
+        from edgeexport.delegates.vulkan.ops import attention
+
+        fused = {id(n) for att in attention.find(model.graph) for n in att.nodes}
+        return [n for n in model.graph if id(n) not in fused]
+
     def emit(self, model: ir.Model, out_dir: Path,
              options: argparse.Namespace | None = None) -> Artifact:
         precision = self.precision(options)
