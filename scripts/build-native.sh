@@ -72,6 +72,7 @@ PYEOF
   *) echo "usage: scripts/build-native.sh host|aarch64" >&2; exit 2 ;;
 esac
 
+mkdir -p "$(dirname "$BUILD")"
 cmake -S native -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release "${args[@]}" >"$BUILD.cmake.log" 2>&1 \
   || { mkdir -p "$(dirname "$BUILD")"; echo "build-native: cmake failed, see $BUILD.cmake.log" >&2; exit 1; }
 cmake --build "$BUILD" -j 2 >"$BUILD.build.log" 2>&1 \
