@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Compiles android/bundle-core (pure Kotlin/JVM) and its JUnit tests with the pinned kotlinc, then
 # runs the tests with org.junit.runner.JUnitCore. Off-device: no Android SDK is involved.
-#   scripts/build-android-core.sh [--cases CASES.json] [--vectors DIR]
-# CASES.json lists real bundles and the outputs LiteRT gave for their parity inputs (written by
-# tests/apps/test_android_core.py); without it only the shared-vector tests run.
+#   scripts/build-android-core.sh [--cases CASES.json] [--vectors DIR] [--jni LIB]
+# CASES.json lists real bundles (written by tests/apps/test_android_core.py); their .tflite runs
+# through JNI in the native runner's LiteRT backend: LIB is libedgeexport_jni.so, built by
+# scripts/build-native.sh host when not given (needs a JDK's jni.h). Without CASES.json only the
+# shared-vector tests run.
 # kotlinc comes from npm (kotlin-compiler, pinned with its sha512 in android/tools/package-lock.json;
 # the npm publisher could not be verified), installed once under ~/.cache/edgeexport. JUnit 4,
 # hamcrest and Android's org.json come from Debian (scripts/system-deps.sh installs them).
@@ -12,11 +14,13 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cases=""
 vectors="$repo/tests/vectors"
+jni=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases="$2"; shift 2 ;;
     --vectors) vectors="$2"; shift 2 ;;
-    *) echo "build-android-core: unknown argument $1 (use --cases FILE, --vectors DIR)" >&2; exit 2 ;;
+    --jni) jni="$2"; shift 2 ;;
+    *) echo "build-android-core: unknown argument $1 (use --cases FILE, --vectors DIR, --jni LIB)" >&2; exit 2 ;;
   esac
 done
 
@@ -53,8 +57,12 @@ fi
 classes=(io.edgeexport.bundle.VectorsTest io.edgeexport.bundle.TensorTest io.edgeexport.bundle.ManifestTest)
 props=(-Dedgeexport.vectors="$vectors")
 if [ -n "$cases" ]; then
+  if [ -z "$jni" ]; then  # ncnn is not needed here: reuse it only when `make native` built it
+    jni="$(EDGEEXPORT_NATIVE_NCNN="${EDGEEXPORT_NATIVE_NCNN:-cached}" bash "$repo/scripts/build-native.sh" host | tail -1)/libedgeexport_jni.so"
+  fi
+  [ -f "$jni" ] || { echo "build-android-core: $jni is missing (a JDK's jni.h is needed: apt-get install default-jdk-headless)" >&2; exit 2; }
   classes+=(io.edgeexport.bundle.BundleParityTest)
-  props+=(-Dedgeexport.cases="$cases")
+  props+=(-Dedgeexport.cases="$cases" -Dedgeexport.jni="$jni")
 fi
 exec java "${props[@]}" \
   -cp "$build/bundle-core.jar:$build/bundle-core-tests.jar:$kotlin_home/lib/kotlin-stdlib.jar:$jars/json-android.jar:$jars/junit4.jar:$jars/hamcrest-core.jar" \

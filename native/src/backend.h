@@ -20,8 +20,13 @@ struct RunOptions {
 class Backend {
  public:
   virtual ~Backend() = default;
-  // Outputs by the manifest's output names (dequantized to float when the artifact's are int).
+  // Outputs by the manifest's output names, as the artifact gives them (int8 codes for an int8
+  // output: real_outputs() dequantizes them with the manifest).
   virtual NamedTensors run(const NamedTensors& feeds) = 0;
+
+  // The outputs' quantization as the artifact itself declares it (empty when the runtime does
+  // not say); the runner checks the manifest against it.
+  std::vector<std::pair<std::string, Quantization>> output_quantization;
 
   std::string device = "cpu";  // where it really ran (e.g. the Vulkan device's name)
   std::vector<std::pair<std::string, std::string>> details;  // key -> JSON-encoded value
@@ -36,6 +41,8 @@ class Unavailable : public std::runtime_error {
 };
 
 std::unique_ptr<Backend> open_litert(const Bundle& b, const RunOptions& o);
+// The same on a .tflite file alone (the JNI bridge: the app has read the bundle itself).
+std::unique_ptr<Backend> open_litert_file(const std::string& path, const RunOptions& o);
 std::unique_ptr<Backend> open_onnxruntime(const Bundle& b, const RunOptions& o);
 std::unique_ptr<Backend> open_ncnn_vulkan(const Bundle& b, const RunOptions& o);
 

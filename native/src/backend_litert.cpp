@@ -131,8 +131,7 @@ struct Port {
 
 class LiteRt : public Backend {
  public:
-  LiteRt(const Bundle& b, const RunOptions& o) {
-    std::string path = b.path(b.artifact);
+  LiteRt(const std::string& path, const RunOptions& o) {
     check(LiteRtCreateEnvironment(0, nullptr, &env_), "LiteRtCreateEnvironment");
     check(LiteRtCreateModelFromFile(env_, path.c_str(), &model_), "LiteRtCreateModelFromFile");
     LiteRtParamIndex nsig = 0;
@@ -179,6 +178,8 @@ class LiteRt : public Backend {
               "LiteRtCreateManagedTensorBufferFromRequirements");
       }
     }
+    for (const Port& p : outputs_)
+      output_quantization.push_back({p.name, {p.quantized, p.q.scale, p.q.zero_point}});
     device = "cpu";
     details.push_back({"api", json_quote("LiteRt C API (CompiledModel, CPU accelerator)")});
     details.push_back({"library", json_quote("libLiteRt.so")});
@@ -214,7 +215,6 @@ class LiteRt : public Backend {
     for (Port& p : outputs_) {
       Tensor t = make_tensor(p.dtype, p.shape);
       read(p.buffer, t.data);
-      if (p.quantized) t = dequantize(t, p.q);
       result.emplace_back(p.name, std::move(t));
     }
     return result;
@@ -265,22 +265,16 @@ class LiteRt : public Backend {
     std::memcpy(bytes.data(), mem, size);
     check(LiteRtUnlockTensorBuffer(buf), "LiteRtUnlockTensorBuffer");
   }
-
-  // (q - zero_point) * scale in float32, as runtimes/litert.py's _dequantize
-  static Tensor dequantize(const Tensor& t, const LiteRtQuantizationPerTensor& q) {
-    std::vector<double> v = t.to_double();
-    Tensor out = make_tensor("float32", t.shape);
-    float* dst = reinterpret_cast<float*>(out.data.data());
-    for (size_t i = 0; i < v.size(); ++i)
-      dst[i] = (float(v[i]) - float(q.zero_point)) * q.scale;
-    return out;
-  }
 };
 
 }  // namespace
 
+std::unique_ptr<Backend> open_litert_file(const std::string& path, const RunOptions& o) {
+  return std::make_unique<LiteRt>(path, o);
+}
+
 std::unique_ptr<Backend> open_litert(const Bundle& b, const RunOptions& o) {
-  return std::make_unique<LiteRt>(b, o);
+  return open_litert_file(b.path(b.artifact), o);
 }
 
 }  // namespace ee

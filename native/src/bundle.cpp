@@ -59,14 +59,64 @@ std::vector<int64_t> read_shape(const Json& j) {
   return shape;
 }
 
-std::vector<TensorSpec> read_specs(const Json& list) {
+Quantization read_quantization(const Json& j) {
+  Quantization q;
+  q.quantized = j.at("quantized").as_bool();
+  if (q.quantized) {
+    q.scale = j.at("scale").as_number();
+    q.zero_point = j.at("zero_point").as_int();
+    if (!(q.scale > 0)) throw JsonError("quantization scale must be > 0");
+  }
+  return q;
+}
+
+std::vector<TensorSpec> read_specs(const Json& list, const char* key) {
   std::vector<TensorSpec> out;
   for (const Json& e : list.items()) {
-    const Json* dt = e.find("dtype");
-    out.push_back({e.at("name").as_string(), read_shape(e.at("shape")),
-                   dt && dt->is_string() ? dt->as_string() : ""});
+    TensorSpec t;
+    t.name = e.at("name").as_string();
+    try {
+      t.shape = read_shape(e.at("shape"));
+      t.dtype = e.at("dtype").as_string();
+      t.layout = e.at("layout").as_string();
+      t.quant = read_quantization(e.at("quantization"));
+    } catch (const JsonError& err) {
+      throw JsonError(std::string(key) + " '" + t.name + "': " + err.what());
+    }
+    out.push_back(t);
   }
   return out;
+}
+
+const TensorSpec* find_spec(const std::vector<TensorSpec>& specs, const std::string& name) {
+  for (const TensorSpec& s : specs)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+// A parity entry must hold the tensor in the artifact's form (the contract's `parity[]`):
+// inputs in the input's layout, shape and dtype (int8 codes iff the input is quantized),
+// expected outputs as real values in the output's layout.
+void check_parity_entry(const Json& e, const Tensor& t, const TensorSpec* spec, bool input) {
+  std::string layout = e.at("layout").as_string();
+  bool quantized = e.at("quantized").as_bool();
+  std::string what = std::string(input ? "input" : "output") + " '" + e.at("tensor").as_string() + "'";
+  if (spec == nullptr) throw JsonError(what + " is not in manifest " + (input ? "inputs" : "outputs"));
+  if (layout != spec->layout)
+    throw JsonError("stored as " + layout + " but the artifact's " + what + " is " + spec->layout);
+  if (!input) {
+    if (quantized) throw JsonError("expected outputs must be real values (quantized: false)");
+    return;
+  }
+  if (quantized != spec->quant.quantized)
+    throw JsonError(std::string("quantized: ") + (quantized ? "true" : "false") + " but the artifact's " +
+                    what + " is " + (spec->quant.quantized ? "int8 codes" : "real values"));
+  if (quantized && t.dtype != spec->dtype)
+    throw JsonError("int8 codes stored as " + t.dtype + " but " + what + " takes " + spec->dtype);
+  bool same = t.shape.size() == spec->shape.size();
+  for (size_t i = 0; same && i < t.shape.size(); ++i)
+    same = spec->shape[i] < 0 || spec->shape[i] == t.shape[i];
+  if (!same) throw JsonError("shape " + shape_str(t.shape) + " but " + what + " is " + shape_str(spec->shape));
 }
 
 Tolerance read_tolerance(const Json& j) {
@@ -107,11 +157,20 @@ Bundle load_bundle(const std::string& dir) {
   try {
     b.manifest = Json::parse(read_text(mpath));
     const Json& m = b.manifest;
+    // refused before anything else is read: other versions may mean other things by the keys
+    const Json* version = m.find("schema_version");
+    if (version == nullptr || !version->is_number() || version->as_number() != kSchemaVersion)
+      throw BundleError(mpath + ": schema_version " +
+                        (version == nullptr ? std::string("missing")
+                         : version->is_number() ? json_number(version->as_number())
+                         : version->is_string() ? json_quote(version->as_string()) : "not a number") +
+                        ", this runner reads " + std::to_string(kSchemaVersion) +
+                        "; re-create the bundle with the edgeexport this runner came with");
     b.artifact = m.at("artifact").as_string();
     b.artifact_format = m.at("artifact_format").as_string();
     b.target = m.at("target").as_string();
-    b.inputs = read_specs(m.at("inputs"));
-    b.outputs = read_specs(m.at("outputs"));
+    b.inputs = read_specs(m.at("inputs"), "inputs");
+    b.outputs = read_specs(m.at("outputs"), "outputs");
     b.tolerance = read_tolerance(m.at("tolerances"));
     m.at("files").members();
     m.at("parity").items();
@@ -153,7 +212,9 @@ Bundle load_bundle(const std::string& dir) {
                           std::to_string(t.count() * dtype_size(dtype)));
       t.data.assign(bytes.begin(), bytes.end());
       std::string kind = e.at("kind").as_string();
-      auto& dst = kind == "input" ? in : out;
+      bool input = kind == "input";
+      check_parity_entry(e, t, find_spec(input ? b.inputs : b.outputs, e.at("tensor").as_string()), input);
+      auto& dst = input ? in : out;
       dst[e.at("sample").as_int()].emplace_back(e.at("tensor").as_string(), std::move(t));
     } catch (const JsonError& err) {
       throw BundleError(mpath + ": bad parity entry '" + rel + "' (" + err.what() + ")");
@@ -176,6 +237,19 @@ Bundle load_bundle(const std::string& dir) {
     b.expected.push_back(out[i]);
   }
   return b;
+}
+
+NamedTensors real_outputs(const Bundle& b, const NamedTensors& outputs) {
+  NamedTensors real;
+  for (const auto& o : outputs) {
+    const TensorSpec* spec = find_spec(b.outputs, o.first);
+    bool codes = o.second.dtype == "int8" || o.second.dtype == "uint8";
+    if (spec != nullptr && spec->quant.quantized && codes)
+      real.emplace_back(o.first, dequantize(o.second, spec->quant));
+    else
+      real.push_back(o);
+  }
+  return real;
 }
 
 }  // namespace ee

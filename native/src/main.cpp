@@ -147,13 +147,35 @@ Choice choose(const std::string& format) {
   return {"native", nullptr};
 }
 
-// Parity on every sample, as validate.parity.check_runtime does it.
+// The manifest's outputs[].quantization must be the artifact's own: the runner dequantizes with
+// the manifest (as an app does), so a disagreement would silently skew every statistic.
+void check_quantization(const Bundle& b, const Backend& backend) {
+  for (const auto& oq : backend.output_quantization) {
+    auto spec = std::find_if(b.outputs.begin(), b.outputs.end(),
+                             [&](const TensorSpec& t) { return t.name == oq.first; });
+    if (spec == b.outputs.end()) continue;
+    const Quantization &m = spec->quant, &a = oq.second;
+    bool same = m.quantized == a.quantized &&
+                (!m.quantized || (float(m.scale) == float(a.scale) && m.zero_point == a.zero_point));
+    auto text = [](const Quantization& q) {
+      return q.quantized ? "scale " + pyformat(q.scale, "g") + ", zero_point " + std::to_string(q.zero_point)
+                         : std::string("not quantized");
+    };
+    if (!same)
+      throw std::runtime_error("manifest.json outputs '" + oq.first + "' quantization (" + text(m) +
+                               ") differs from the artifact's (" + text(a) + ")");
+  }
+}
+
+// Parity on every sample, as validate.parity.check_runtime does it; int8 outputs are
+// dequantized with the manifest first (expected outputs are real values).
 void judge(const Bundle& b, const std::vector<NamedTensors>& outputs, ParityRow& row) {
   std::vector<std::pair<std::string, std::vector<ErrorStats>>> per_output;
   std::vector<std::string> missing;
   for (size_t i = 0; i < outputs.size(); ++i) {
+    NamedTensors real = real_outputs(b, outputs[i]);
     for (const auto& want : b.expected[i]) {
-      const Tensor* got = find_tensor(outputs[i], want.first);
+      const Tensor* got = find_tensor(real, want.first);
       if (got == nullptr) {
         if (std::find(missing.begin(), missing.end(), want.first) == missing.end())
           missing.push_back(want.first);
@@ -212,6 +234,7 @@ int run(const Args& args) {
     row.device = backend->device;
     for (const auto& d : backend->details) row.details.push_back(d);
     if (!backend->fallback.empty()) throw Unavailable(backend->fallback);
+    check_quantization(bundle, *backend);
   } catch (const Unavailable& e) {
     row.executed = false;
     row.reason = e.what();
@@ -219,6 +242,7 @@ int run(const Args& args) {
     row.executed = true;
     row.reason = std::string("failed to run: ") + e.what();
     row.violations.push_back("runtime error");
+    backend.reset();  // loaded, but not to be run (the manifest disagrees with the artifact)
   }
   if (backend && backend->fallback.empty()) {
     row.executed = true;

@@ -151,6 +151,15 @@ Tensor make_tensor(const std::string& dtype, const std::vector<int64_t>& shape) 
   return t;
 }
 
+Tensor dequantize(const Tensor& t, const Quantization& q) {
+  std::vector<double> v = t.to_double();
+  Tensor out = make_tensor("float32", t.shape);
+  float* dst = reinterpret_cast<float*>(out.data.data());
+  const float zp = float(q.zero_point), scale = float(q.scale);
+  for (size_t i = 0; i < v.size(); ++i) dst[i] = (float(v[i]) - zp) * scale;
+  return out;
+}
+
 const Tensor* find_tensor(const NamedTensors& ts, const std::string& name) {
   for (const auto& t : ts)
     if (t.first == name) return &t.second;

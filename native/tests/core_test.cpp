@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "json.h"
 #include "sha256.h"
@@ -106,6 +107,13 @@ int main() {
   Tensor i32 = ids.cast("int32");
   CHECK(i32.to_double()[0] == 7 && i32.to_double()[1] == -3);
   CHECK(f32({1}, {-2.7f}).cast("int8").to_double()[0] == -2);  // truncates, as numpy
+
+  // int8 codes -> real values: scale * (q - zero_point) in float32 (manifest `quantization`)
+  Tensor codes = make_tensor("int8", {3});
+  int8_t q[3] = {-128, -7, 127};
+  std::memcpy(codes.data.data(), q, 3);
+  Tensor real = dequantize(codes, {true, 0.5, -7});
+  CHECK(real.dtype == "float32" && real.to_double() == std::vector<double>({-60.5, 0, 67}));
 
   if (failures == 0) std::printf("core: all checks passed\n");
   return failures == 0 ? 0 : 1;

@@ -1,14 +1,12 @@
 """Kotlin bundle-core, compiled with the pinned kotlinc and run with JUnit (scripts/build-android-
-core.sh), on real bundles: Kotlin reads their manifests and parity tensors and computes parity
-statistics, which must equal report.json's to 1e-6 (an int8 output dequantized by Kotlin with
-the manifest's quantization); and on the shipped photos, Kotlin's preprocessing must give Python's
-`--preprocess imagenet` tensor within 1/255. Bundles converted with --preprocess and --labels
-(float NCHW, and int8 NHWC I/O) also have a photo go through their manifest's preprocessing: the
-input the artifact takes, within 1/255 (float) or one int8 code.
-
-Pre-JNI step: the JVM cannot run the .tflite yet (the native runner's JNI bridge is not wired),
-so the actual outputs are LiteRT's (ai_edge_litert, the runtime report.json was made with),
-computed here and saved as .bin files that the Kotlin test replays.
+core.sh), on real bundles: Kotlin reads their manifests and parity tensors, runs the .tflite
+through JNI in the native runner's LiteRT backend (NativeLiteRtRunner over libedgeexport_jni.so)
+and computes parity statistics, which must equal report.json's LiteRT row to 1e-6 (an int8
+output dequantized by Kotlin with the manifest's quantization); and on the shipped photos,
+Kotlin's preprocessing must give Python's `--preprocess imagenet` tensor within 1/255. Bundles
+converted with --preprocess and --labels (float NCHW, and int8 NHWC I/O) also have a photo go
+through their manifest's preprocessing: the input the artifact takes, within 1/255 (float) or
+one int8 code.
 """
 
 from __future__ import annotations
@@ -21,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeexport import runtimes
-from edgeexport.validate.bundle import load_parity_tensors, read_manifest
+from edgeexport.runtimes import native
+from edgeexport.validate.bundle import read_manifest
 from edgeexport.validate.manifest import Boundary, preprocessing
 from tests.apps.conftest import BUNDLES, missing_tool, require_commands
 from tests.apps.vectors import image_input, python_preprocess
@@ -38,30 +36,13 @@ def _le(arr: np.ndarray) -> bytes:
     return arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
-def record_litert(bundle: Path, folder: Path) -> dict:
-    """Run the bundle's parity inputs through LiteRT and save what it fed and what the artifact
-    returned: int8 codes for an int8 output (the Kotlin side dequantizes with the manifest)."""
+def bundle_case(bundle: Path, folder: Path) -> dict:
+    """A bundle for the Kotlin test: judged against report.json's `litert` row; with a photo
+    through its manifest's preprocessing when it has one."""
     manifest = read_manifest(bundle)
-    samples, _ = load_parity_tensors(bundle, manifest)
-    session = runtimes.get("litert").load(bundle / manifest["artifact"])
-    folder.mkdir(parents=True)
-    recorded = []
-    for i, feeds in enumerate(samples):
-        session.run(feeds)  # the session report.json was made with; its run() dequantizes
-        outs = {d["name"]: session._interp.get_tensor(d["index"]) for d in session._outputs}
-        entry: dict = {"inputs": {}, "outputs": {}}
-        for name, arr in feeds.items():
-            p = folder / f"sample{i}_input_{name}.bin"
-            p.write_bytes(_le(arr))
-            entry["inputs"][name] = str(p)
-        for name, arr in outs.items():
-            p = folder / f"sample{i}_output_{name}.bin"
-            p.write_bytes(_le(arr))
-            entry["outputs"][name] = {"path": str(p), "shape": list(np.shape(arr)),
-                                      "dtype": np.asarray(arr).dtype.name}
-        recorded.append(entry)
-    case = {"bundle": str(bundle), "runtime": "litert", "samples": recorded}
+    case = {"bundle": str(bundle), "runtime": "litert"}
     if manifest["preprocessing"] is not None:  # a photo as this artifact takes it, from Python
+        folder.mkdir(parents=True)
         case["photo"] = bundle_photo(manifest, folder)
     return case
 
@@ -99,19 +80,33 @@ def photo_cases(folder: Path) -> list[dict]:
     return cases
 
 
+def jni_library() -> Path:
+    """libedgeexport_jni.so, brought up to date with the native runner's host build."""
+    try:
+        lib = native.build("host", ncnn="cached").parent / "libedgeexport_jni.so"
+    except native.NativeUnavailable as exc:
+        missing_tool(str(exc))
+    if not lib.exists():
+        missing_tool(f"{lib} was not built: no jni.h (scripts/system-deps.sh installs "
+                     "default-jdk-headless)")
+    return lib
+
+
 def run_core_tests(cases: Path | None = None) -> subprocess.CompletedProcess:
     require_commands("java", "npm")
     for jar in JARS:
         if not jar.exists():
             missing_tool(f"{jar} is missing (scripts/system-deps.sh installs junit4, "
                          "libhamcrest-java, libandroid-json-org-java)")
-    cmd = ["nice", "-n", "10", "bash", str(SCRIPT)] + (["--cases", str(cases)] if cases else [])
+    cmd = ["nice", "-n", "10", "bash", str(SCRIPT)]
+    if cases:
+        cmd += ["--cases", str(cases), "--jni", str(jni_library())]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
 
 
 @pytest.mark.slow
 def test_bundle_core_on_real_bundles(tflite_bundles: dict[str, Path], tmp_path: Path) -> None:
-    bundles = [record_litert(b, tmp_path / "litert" / name) for name, b in tflite_bundles.items()]
+    bundles = [bundle_case(b, tmp_path / "photo" / name) for name, b in tflite_bundles.items()]
     photos_dir = tmp_path / "photos"
     photos_dir.mkdir()
     photos = photo_cases(photos_dir)
@@ -141,7 +136,13 @@ def test_bundle_core_on_real_bundles(tflite_bundles: dict[str, Path], tmp_path: 
         assert float(m.group(4)) <= (1 if dtype == "int8" else 1 / 255), m.group(0)
     assert any(read_manifest(tflite_bundles[n])["inputs"][0]["layout"] == "NHWC"
                for n in with_keys)
-    # the int8-io bundle's outputs were replayed as int8 codes: Kotlin dequantized them with the
-    # manifest's quantization before its statistics equalled report.json's
-    io = next(b for b in bundles if b["bundle"].endswith("resnet_rpi_int8_io_nhwc"))
-    assert {o["dtype"] for s in io["samples"] for o in s["outputs"].values()} == {"int8"}
+    # every bundle really ran through JNI; the int8-io bundle's output came back as int8 codes,
+    # which Kotlin dequantized with the manifest's quantization before its statistics equalled
+    # report.json's
+    given = dict(re.findall(r"(\w+) \(\S+ \S+\): litert-native-jni outputs (.+)$", r.stdout,
+                            re.M))
+    assert set(given) == set(tflite_bundles), r.stdout[-3000:]
+    assert given["resnet_rpi_int8_io_nhwc"] == "output=int8"
+    assert given["resnet_nnapi_fp32"] == "output=float32"
+    diff = re.search(r"JNI statistics vs report.json: max \|difference\| = (\S+)", r.stdout)
+    assert diff and float(diff.group(1)) <= 1e-6, r.stdout[-3000:]

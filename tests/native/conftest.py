@@ -54,7 +54,8 @@ def convert(tmp_path_factory):
     @functools.lru_cache(maxsize=None)
     def make(model: str, target: str, *extra: str) -> Path:
         factory, shapes = MODELS[model]
-        out = root / "_".join((model, target) + tuple(e.strip("-") for e in extra))
+        # a file argument (--calibration-data PATH) names the bundle by its file name
+        out = root / "_".join((model, target) + tuple(Path(e).name.strip("-") for e in extra))
         args = ["convert", factory, "--target", target, "-o", str(out), *extra]
         for s in shapes:
             args += ["--input-shape", s]
@@ -63,6 +64,17 @@ def convert(tmp_path_factory):
         return out
 
     return make
+
+
+@pytest.fixture(scope="session")
+def photo_calibration(tmp_path_factory) -> str:
+    """--calibration-data for resnet_small: 8 crops of the shipped photos at 64x64
+    (edgeexport.zoo.photos), so int8 parity is judged on real-ish activations."""
+    from edgeexport.zoo.photos import calibration_crops
+
+    path = tmp_path_factory.mktemp("calibration") / "photos64.npy"
+    np.save(path, calibration_crops(8, size=64))
+    return str(path)
 
 
 def run_runner(exe: Path, bundle: Path, *args: str, qemu_cpu: str | None = None

@@ -100,3 +100,55 @@ def test_cli_validate_native_refuses_tampered_bundle(runner_host, bundle) -> Non
     proc = run_cli("validate", str(bundle), "--native")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr
+
+
+def _edit_manifest(bundle, edit) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    edit(manifest)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("version", [2, "1", None])
+def test_other_schema_version_is_refused(runner_host, bundle, version) -> None:
+    """Bundle contract v1 only: another schema_version (or none) is refused before anything
+    else in the manifest is read."""
+    def edit(m):
+        if version is None:
+            del m["schema_version"]
+        else:
+            m["schema_version"] = version
+    _edit_manifest(bundle, edit)
+    line = _refused(run_runner(runner_host, bundle), "manifest.json", "schema_version")
+    assert "this runner reads 1" in line
+
+
+@pytest.mark.parametrize("key,value,needle", [("layout", "NHWC", "stored as NHWC"),
+                                               ("quantized", True, "quantized: true")])
+def test_parity_input_not_in_the_artifacts_form_is_refused(runner_host, bundle, key, value,
+                                                           needle) -> None:
+    """A parity input must be stored as the artifact takes it (its layout; int8 codes only for
+    a quantized input): anything else would be fed wrongly."""
+    def edit(m):
+        next(e for e in m["parity"] if e["kind"] == "input")[key] = value
+    _edit_manifest(bundle, edit)
+    _refused(run_runner(runner_host, bundle), "manifest.json", "parity", needle)
+
+
+def test_manifest_output_quantization_must_be_the_artifacts(runner_host, convert,
+                                                            photo_calibration, tmp_path) -> None:
+    """The runner dequantizes an int8 output with manifest.json's outputs[].quantization; when
+    that differs from the .tflite's own it says so and fails (exit 3) instead of judging skewed
+    numbers."""
+    bundle = tmp_path / "io"
+    shutil.copytree(convert("resnet", "rpi", "--quantize", "int8", "--int8-io", "--io-layout",
+                            "nhwc", "--calibration-data", photo_calibration), bundle)
+    assert run_runner(runner_host, bundle).returncode == 0
+
+    def edit(m):
+        m["outputs"][0]["quantization"]["scale"] *= 2
+    _edit_manifest(bundle, edit)
+    proc = run_runner(runner_host, bundle, "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    row = json.loads(proc.stdout)["parity"][0]
+    assert row["violations"] == ["runtime error"]
+    assert "quantization" in row["reason"] and "differs from the artifact's" in row["reason"]

@@ -1,5 +1,5 @@
 // What runs the artifact: LiteRT's Interpreter in the Android app, CoreML in the iOS app, and
-// (until the native runner's JNI bridge exists) recorded outputs of a real runtime in JVM tests.
+// the native runner's LiteRT backend through JNI (NativeLiteRtRunner) in the JVM tests.
 package io.edgeexport.bundle
 
 interface ModelRunner : AutoCloseable {

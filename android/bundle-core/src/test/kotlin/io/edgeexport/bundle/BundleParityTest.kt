@@ -1,46 +1,23 @@
 // Real bundles written by `edgeexport convert` (tests/apps/test_android_core.py makes them):
-// the manifest and parity tensors are read here, and the outputs LiteRT gave for the parity
-// inputs (computed in Python and saved as .bin: the pre-JNI step, until the native runner's JNI
-// bridge runs the .tflite from the JVM) go through ParityCheck. Its statistics must equal
-// report.json's to 1e-6. Also: the shipped photos through the manifest's preprocessing.
+// the manifest and parity tensors are read here, the .tflite runs in native LiteRT through the
+// JNI bridge (NativeLiteRtRunner over libedgeexport_jni.so, the native runner's LiteRT backend)
+// and its outputs go through ParityCheck. Its statistics must equal report.json's LiteRT row to
+// 1e-6. Also: the shipped photos through the manifest's preprocessing.
 package io.edgeexport.bundle
 
 import org.json.JSONObject
-import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertTrue
 import org.junit.Test
 import java.io.File
 
-/** Outputs a real runtime produced for this bundle's parity inputs, replayed in sample order. */
-class RecordedOutputsRunner(private val case: JSONObject, private val bundle: Bundle) : ModelRunner {
-    override val name: String = case.getString("runtime") + " (recorded)"
-    private var next = 0
-
-    override fun run(inputs: Map<String, Tensor>): Map<String, Tensor> {
-        val sample = case.getJSONArray("samples").getJSONObject(next)
-        // the inputs ParityCheck feeds must be the ones the runtime was given for this sample
-        val fed = sample.getJSONObject("inputs")
-        assertEquals(fed.length(), inputs.size)
-        for ((name, t) in inputs) {
-            assertArrayEquals("sample $next input $name", File(fed.getString(name)).readBytes(), t.data)
-        }
-        val outs = sample.getJSONObject("outputs")
-        val result = LinkedHashMap<String, Tensor>()
-        for (k in outs.keys()) {
-            val o = outs.getJSONObject(k.toString())
-            val shape = o.getJSONArray("shape").let { a -> IntArray(a.length()) { a.getInt(it) } }
-            result[k.toString()] = Tensor(shape, DType.of(o.getString("dtype")), File(o.getString("path")).readBytes())
-        }
-        next++
-        return result
-    }
-}
-
 class BundleParityTest {
     private val cases: JSONObject by lazy {
         val path = System.getProperty("edgeexport.cases") ?: error("run with -Dedgeexport.cases=FILE")
         JSONObject(File(path).readText())
+    }
+    private val jni: File by lazy {
+        File(System.getProperty("edgeexport.jni") ?: error("run with -Dedgeexport.jni=libedgeexport_jni.so"))
     }
 
     @Test
@@ -56,8 +33,14 @@ class BundleParityTest {
             val row = (0 until report.getJSONArray("parity").length())
                 .map { report.getJSONArray("parity").getJSONObject(it) }
                 .first { it.getString("runtime") == case.getString("runtime") }
-            val outcome = ParityCheck.run(bundle, RecordedOutputsRunner(case, bundle))
             val where = "${dir.name} (${bundle.manifest.target}, ${bundle.manifest.precision})"
+            val outcome = NativeLiteRtRunner(File(dir, bundle.manifest.artifact), jni).use { runner ->
+                // what the artifact gives (int8 codes for an int8 output), before ParityCheck
+                // dequantizes it with the manifest
+                val given = runner.run(bundle.inputs(0)).entries.joinToString { "${it.key}=${it.value.dtype.numpyName}" }
+                println("$where: ${runner.name} outputs $given")
+                ParityCheck.run(bundle, runner)
+            }
             check(where, row, outcome.total!!)
             val perOutput = row.getJSONObject("per_output")
             assertEquals(where, perOutput.length(), outcome.perOutput.size)
@@ -67,9 +50,18 @@ class BundleParityTest {
             assertEquals(where, List(v.length()) { v.getString(it) }, outcome.violations)
             println("$where\n${outcome.table()}")
         }
+        println("JNI statistics vs report.json: max |difference| = $worstDiff")
     }
 
+    /** Largest |statistic here - report.json's| seen (printed for the log). */
+    private var worstDiff = 0.0
+
     private fun check(where: String, want: JSONObject, got: ErrorStats) {
+        val pairs = mutableListOf(want.getDouble("max_abs_err") to got.maxAbsErr,
+            want.getDouble("max_rel_err") to got.maxRelErr, want.getDouble("cosine") to got.cosine)
+        val top1 = got.top1Agreement
+        if (!want.isNull("top1_agreement") && top1 != null) pairs.add(want.getDouble("top1_agreement") to top1)
+        for ((a, b) in pairs) worstDiff = maxOf(worstDiff, Math.abs(a - b))
         assertEquals("$where max_abs_err", want.getDouble("max_abs_err"), got.maxAbsErr, 1e-6)
         assertEquals("$where max_rel_err", want.getDouble("max_rel_err"), got.maxRelErr, 1e-6)
         assertEquals("$where cosine", want.getDouble("cosine"), got.cosine, 1e-6)
