@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
-from tests.conftest import require
+from tests.conftest import require, run_cli
 
 RESNET = ["edgeexport.zoo:resnet_small", "--input-shape", "1,3,64,64"]
 BERT = ["edgeexport.zoo:bert_tiny", "--input-shape", "input_ids=1,16:int64",

@@ -16,6 +16,7 @@ import pytest
 
 from edgeexport.runtimes import native
 from tests.conftest import MODELS, run_cli
+from tests.conftest import require as _require
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -24,7 +25,7 @@ def require(reason: str | None) -> None:
     """Skip with `reason` here, fail in CI: there the native runner must run."""
     if reason is None:
         return
-    require(f"the native runner cannot run: {reason}")
+    _require(f"the native runner cannot run: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +112,6 @@ ORT_SCRIPT = r'''
 import json, sys
 import numpy as np
 import onnxruntime as ort
-from tests.conftest import require
 bundle, out = sys.argv[1], sys.argv[2]
 m = json.load(open(bundle + "/manifest.json"))
 opts = ort.SessionOptions()

@@ -10,6 +10,7 @@ import os
 import sys
 
 import pytest
+
 from tests.conftest import require_module
 
 require_module("transformers")  # the test extra; missing in CI is a failure

@@ -18,8 +18,7 @@ from edgeexport.errors import UsageError
 from edgeexport.exporter import parse_input_spec
 from edgeexport.pipeline import ConvertOptions, convert
 from edgeexport.validate import manifest as contract
-from tests.conftest import run_cli
-from tests.conftest import require
+from tests.conftest import require, run_cli
 
 MODEL = "edgeexport.zoo:resnet_small"
 

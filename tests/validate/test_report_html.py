@@ -19,8 +19,7 @@ from edgeexport.exporter import parse_input_spec
 from edgeexport.pipeline import ConvertOptions, convert
 from edgeexport.validate.report_html import render
 from edgeexport.validate.report_svg import DELEGATED, FALLBACK
-from tests.conftest import run_cli
-from tests.conftest import require
+from tests.conftest import require, run_cli
 
 NO_QEMU = {"EDGEEXPORT_NO_QEMU": "1"}
 
