@@ -47,6 +47,8 @@ class ConvertOptions:
     preprocessing: dict[str, Any] | None = None
     target_options: argparse.Namespace | None = None
     timing_runs: int = 3
+    #: replace a previous bundle at OUT (never a folder of other files: see bundle.staging)
+    force: bool = False
 
 
 @dataclass
@@ -120,7 +122,7 @@ def parity_sets(result: ExportResult, opts: ConvertOptions, eager_outputs: Calla
 def convert(model: str, out: Path, opts: ConvertOptions,
             progress: Progress = _noop) -> ConvertOutcome:
     out = Path(out)
-    bundle_mod.check_output_dir(out)
+    bundle_mod.check_output_dir(out, opts.force)
     target = delegates.load_target(opts.target)
     timer = Timer()
     result, pass_report = export_and_optimize(model, opts, timer, progress)
@@ -149,7 +151,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     samples, expected, samples_source = parity_sets(result, opts, eager_outputs)
     precision = opts.quantize or target.precision(opts.target_options)
     tolerance = TOLERANCES[precision]
-    with bundle_mod.staging(out) as stage:
+    with bundle_mod.staging(out, opts.force) as stage:
         progress("emit", target.name)
         with timer.stage("emit"):
             artifact = target.emit(result.model, stage, opts.target_options)

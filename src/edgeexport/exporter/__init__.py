@@ -17,6 +17,7 @@ from edgeexport import profile
 from edgeexport.errors import UnsupportedOpError, UsageError
 from edgeexport.exporter.capture import (capture, eager_function, example_specs,
                                          onnx_input_specs, run_eager)
+from edgeexport.exporter.checks import check_input_sizes, check_onnx
 from edgeexport.exporter.inputs import InputSpec, parse_input_spec, sample_inputs
 from edgeexport.exporter.loading import ONNX, LoadedModel, _forward_arg_names, load_model
 
@@ -89,7 +90,10 @@ def export(model: Any, *, input_specs: list[InputSpec] | None = None,
     start = time.perf_counter()
     loaded = module_source(model, example_inputs) if not isinstance(model, str) else (
         load_model(model, trust_pickle=trust_pickle))
+    if loaded.kind == ONNX:
+        check_onnx(loaded.onnx_model, loaded.source)
     specs = resolve_specs(loaded, list(input_specs or []))
+    check_input_sizes(specs, loaded.source)
     eager = eager_function(loaded)
     trace_batch = 2 if dynamic_batch else None
     trace_specs = [InputSpec(s.name, ((None,) + s.shape[1:]) if dynamic_batch and s.shape

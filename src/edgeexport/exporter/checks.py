@@ -1,0 +1,63 @@
+"""Checks on what the user asks the exporter to build, before any memory is allocated for it:
+input sizes (a bound before allocation) and the opsets, domains and input dims of ONNX files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeexport.errors import UsageError
+
+#: one input may hold at most this many elements (8 GiB of float32): far above any edge model,
+#: far below what would take the machine down while sample inputs are drawn
+MAX_ELEMENTS = 2**31
+#: default-domain opsets an ONNX file may use (onnx's version converter goes up from 7)
+MIN_OPSET = 7
+
+
+def check_input_sizes(specs: list[Any], source: str) -> None:
+    """Every input's element count (symbolic dims counted as 1) is below MAX_ELEMENTS."""
+    for spec in specs:
+        elements = 1
+        for d in spec.shape:
+            elements *= 1 if d is None else int(d)
+        if elements > MAX_ELEMENTS:
+            gib = elements * np.dtype(spec.dtype).itemsize / 2**30
+            raise UsageError(f"{source}: input '{spec.name}' {spec.describe()} has {elements:,} "
+                             f"elements ({gib:,.0f} GiB), more than the {MAX_ELEMENTS:,} "
+                             "edgeexport allocates; check --input-shape")
+
+
+def check_onnx(model: Any, source: str) -> None:
+    """An ONNX ModelProto that the exporter can read: default-domain opset in range, every node
+    in a domain and op onnx knows, input dims positive or symbolic and of sane size."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    version = opsets.get("ai.onnx")
+    if version is None or not MIN_OPSET <= version <= newest:
+        raise UsageError(f"{source}: opset {version} of the default ONNX domain is outside what "
+                         f"edgeexport reads ({MIN_OPSET} to {newest}); export the model again "
+                         "with opset 20 (torch.onnx.export(..., opset_version=20))")
+    for node in model.graph.node:
+        domain = node.domain or "ai.onnx"
+        if domain not in ("ai.onnx", "ai.onnx.ml"):
+            raise UsageError(f"{source}: node '{node.name}' ({node.op_type}) is in the op domain "
+                             f"'{node.domain}', which edgeexport does not read (only standard "
+                             "ONNX ops); export the model without custom ops")
+        if not onnx.defs.has(node.op_type, node.domain):
+            raise UsageError(f"{source}: node '{node.name}' uses op {node.op_type}, which is not "
+                             "a standard ONNX op; export the model without custom ops")
+    inits = {i.name for i in model.graph.initializer}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and not 0 < d.dim_value <= MAX_ELEMENTS:
+                raise UsageError(
+                    f"{source}: input '{vi.name}' declares dimension {d.dim_value}; dimensions "
+                    "must be positive (or symbolic) and sane: fix the model's input shape or "
+                    "pass --input-shape")
