@@ -51,6 +51,10 @@ def check_onnx(model: Any, source: str) -> None:
         if not onnx.defs.has(node.op_type, node.domain):
             raise UsageError(f"{source}: node '{node.name}' uses op {node.op_type}, which is not "
                              "a standard ONNX op; export the model without custom ops")
+    bad = _invalid_text(model, "model")
+    if bad:
+        raise UsageError(f"{source}: the text field {bad} is not valid UTF-8, so the file is "
+                         "corrupt; export the model again")
     inits = {i.name for i in model.graph.initializer}
     for vi in model.graph.input:
         if vi.name in inits:
@@ -61,3 +65,24 @@ def check_onnx(model: Any, source: str) -> None:
                     f"{source}: input '{vi.name}' declares dimension {d.dim_value}; dimensions "
                     "must be positive (or symbolic) and sane: fix the model's input shape or "
                     "pass --input-shape")
+
+
+def _invalid_text(msg: Any, where: str) -> str | None:
+    """The first protobuf `string` field holding bytes that are not UTF-8 (python protobuf hands
+    them over as bytes, and onnx_ir fails on them much later)."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    for field, value in msg.ListFields():
+        repeated = getattr(field, "is_repeated", None)  # protobuf >= 5.28; `label` before
+        if repeated is None:
+            repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        values = value if repeated else [value]
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if any(isinstance(v, bytes) for v in values):
+                return f"{where}.{field.name}"
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            for i, v in enumerate(values):
+                bad = _invalid_text(v, f"{where}.{field.name}" + (f"[{i}]" if repeated else ""))
+                if bad:
+                    return bad
+    return None

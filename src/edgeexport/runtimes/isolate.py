@@ -23,7 +23,8 @@ from edgeexport.runtimes.base import forget_child, spawn
 TIMEOUT_S = float(os.environ.get("EDGEEXPORT_ISOLATE_TIMEOUT", "300"))
 
 
-def declared_inputs(path: Path, fmt: str) -> dict[str, tuple[tuple[int | None, ...], str | None]]:
+def declared_inputs(path: Path, fmt: str) -> dict[str, tuple[tuple[int | None, ...] | None,
+                                                             str | None]]:
     """Check the artifact's structure (UsageError naming the file when it is corrupt) and return
     its inputs as name -> (shape with None for symbolic dims, numpy dtype name or None);
     empty when the format does not say (ncnn without its .io.json)."""
@@ -40,10 +41,12 @@ def declared_inputs(path: Path, fmt: str) -> dict[str, tuple[tuple[int | None, .
         from edgeexport.runtimes.ncnn import read_io
 
         param = path.with_suffix(".param")
-        verify_ncnn(param)
+        blobs = verify_ncnn(param)
         try:
             io = read_io(param)
-            return {i["name"]: (tuple(i["shape"]), None) for i in io["inputs"]} if io else {}
+            if io is None:  # a model from another tool: its Input blobs, shapes unknown
+                return {b: (None, None) for b in blobs}
+            return {i["name"]: (tuple(i["shape"]), None) for i in io["inputs"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"{param.with_name(param.stem + '.io.json')}: unreadable "
                              f"({type(exc).__name__}); export the model again") from None
@@ -79,7 +82,7 @@ def _onnx_inputs(path: Path) -> dict[str, tuple[tuple[int | None, ...], str | No
 
 
 def check_feeds(feeds: dict[str, np.ndarray], files: dict[str, str],
-                declared: dict[str, tuple[tuple[int | None, ...], str | None]],
+                declared: dict[str, tuple[tuple[int | None, ...] | None, str | None]],
                 artifact: Path) -> None:
     """Every declared input is fed, with its rank, dims and kind of dtype; `files` names the
     .npy each feed came from, for the message."""
@@ -93,7 +96,7 @@ def check_feeds(feeds: dict[str, np.ndarray], files: dict[str, str],
     for name, (shape, dtype) in declared.items():
         if name not in feeds:
             raise UsageError(f"{artifact}: input '{name}' is not given; pass --input "
-                             f"{name}=FILE.npy (shape {list(shape)})")
+                             f"{name}=FILE.npy" + (f" (shape {list(shape)})" if shape else ""))
         arr, where = feeds[name], files.get(name, name)
         if arr.dtype.kind not in "biuf":
             raise UsageError(f"{where}: dtype {arr.dtype} cannot feed input '{name}' "
@@ -101,7 +104,9 @@ def check_feeds(feeds: dict[str, np.ndarray], files: dict[str, str],
         if dtype is not None and (np.dtype(dtype).kind == "f") != (arr.dtype.kind == "f"):
             raise UsageError(f"{where}: dtype {arr.dtype} does not fit input '{name}' ({dtype}); "
                              f"save the array as {dtype}")
-        dims = [d for d in shape]
+        if shape is None:
+            continue
+        dims = list(shape)
         if len(arr.shape) != len(dims) or any(d is not None and d != g
                                               for d, g in zip(dims, arr.shape)):
             want = ",".join("?" if d is None else str(d) for d in dims)

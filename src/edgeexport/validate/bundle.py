@@ -226,6 +226,7 @@ def check_manifest(path: Path, manifest: Any) -> None:
     if manifest["target"] not in delegates.target_names():
         raise UsageError(f"{path}: unknown target '{manifest['target']}' (known: "
                          f"{', '.join(delegates.target_names())}); {fix}")
+    _check_tolerances(path, manifest["tolerances"], fix)
     root = path.parent
     artifact = root / manifest["artifact"]
     if not artifact.exists():
@@ -244,6 +245,22 @@ def check_manifest(path: Path, manifest: Any) -> None:
         if f.stat().st_size != want:
             raise UsageError(f"{f}: holds {f.stat().st_size} bytes, the manifest declares "
                              f"{e['shape']} {e['dtype']} ({want} bytes); {fix}")
+
+
+def _check_tolerances(path: Path, tol: dict[str, Any], fix: str) -> None:
+    import dataclasses
+
+    from edgeexport.metrics import Tolerance
+
+    names = {f.name for f in dataclasses.fields(Tolerance)}
+    for key, value in tol.items():
+        ok = isinstance(value, str) if key == "name" else (
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)))
+        if key not in names or not ok:
+            raise UsageError(f"{path}: tolerance {key}={str(value)[:40]} is not one edgeexport "
+                             f"writes ({', '.join(sorted(names))}); {fix}")
+    if "name" not in tol:
+        raise UsageError(f"{path}: the tolerances have no name; {fix}")
 
 
 def load_parity_tensors(out: Path, manifest: dict[str, Any]

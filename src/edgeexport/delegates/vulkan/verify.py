@@ -28,8 +28,9 @@ class _Bad(Exception):
     pass
 
 
-def verify(param: Path) -> None:
-    """Raise UsageError naming the .param or .bin beside it when the pair is not sound."""
+def verify(param: Path) -> list[str]:
+    """Raise UsageError naming the .param or .bin beside it when the pair is not sound; else the
+    names of the Input layers' blobs."""
     param = Path(param)
     weights = param.with_suffix(".bin")
     if not weights.exists():
@@ -44,6 +45,7 @@ def verify(param: Path) -> None:
     except _Bad as exc:
         raise UsageError(f"{weights}: {exc}; the .bin is truncated or belongs to another "
                          f".param: {_FIX}") from None
+    return [blob for kind, _, params, blob in layers if kind == "Input"]
 
 
 def _int(text: str, what: str) -> int:
@@ -53,7 +55,8 @@ def _int(text: str, what: str) -> int:
         raise _Bad(f"{what} '{text[:40]}' is not an integer") from None
 
 
-def _parse(raw: bytes) -> list[tuple[str, str, dict[int, object]]]:
+def _parse(raw: bytes) -> list[tuple[str, str, dict[int, object], str]]:
+    """(type, name, params, first top blob) per layer, after the checks."""
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
@@ -95,7 +98,8 @@ def _parse(raw: bytes) -> list[tuple[str, str, dict[int, object]]]:
             if elements > MAX_ELEMENTS:
                 raise _Bad(f"line {row}: Input '{name}' has {elements} elements, more than "
                            f"{MAX_ELEMENTS}")
-        layers.append((kind, name, params))
+        tops = tokens[4 + n_in:4 + n_in + n_out]
+        layers.append((kind, name, params, tops[0] if tops else ""))
     if len(produced) > n_blobs:
         raise _Bad(f"the layers produce {len(produced)} blobs, the header says {n_blobs}")
     return layers
@@ -123,7 +127,7 @@ def _params(tokens: list[str], row: int) -> dict[int, object]:
     return params
 
 
-def _walk_weights(layers: list[tuple[str, str, dict[int, object]]], size: int,
+def _walk_weights(layers: list[tuple[str, str, dict[int, object], str]], size: int,
                   weights: Path) -> None:
     """Follow ncnn's reads through the .bin for the layers whose reads are known; stop at the
     first layer of another kind (its reads cannot be told from its params)."""
@@ -157,7 +161,7 @@ def _walk_weights(layers: list[tuple[str, str, dict[int, object]]], size: int,
             need(n, name)
             pos += n
 
-        for kind, name, p in layers:
+        for kind, name, p, _ in layers:
             def get(k: int, default: int = 0) -> int:
                 v = p.get(k, default)
                 if not isinstance(v, int) or v < 0 or v > MAX_ELEMENTS:
