@@ -145,7 +145,7 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    from edgeexport.runtimes.base import end_children
+    from edgeexport.children import end_children
 
     for s in _SIGNALS:  # a second signal must not cut the cleanup short
         signal.signal(s, signal.SIG_IGN)
@@ -161,15 +161,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     finally:
-        from edgeexport.runtimes.base import end_children
+        from edgeexport.children import end_children
 
         end_children()
         for s, handler in saved.items():
             signal.signal(s, handler)
 
 
+_CRASH_LOG: Any = None
+
+
+def _report_native_crashes() -> None:
+    """A segfault in a native library prints Python's fault report on the real stderr, even
+    while a runtime's own chatter is redirected (runtimes.base.native_stderr): a crash is never
+    silent. Left alone when something (pytest) already enabled it."""
+    global _CRASH_LOG
+    import faulthandler
+
+    if faulthandler.is_enabled():
+        return
+    with contextlib.suppress(OSError, ValueError):
+        _CRASH_LOG = os.fdopen(os.dup(2), "w")
+        faulthandler.enable(file=_CRASH_LOG)
+
+
 def _main(argv: list[str]) -> int:
     prefer_avx512_kernels()  # before anything imports numpy
+    _report_native_crashes()
     debug = "--debug" in argv
     as_json = "--json" in argv
     if not debug:

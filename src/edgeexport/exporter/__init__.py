@@ -17,9 +17,10 @@ from edgeexport import profile
 from edgeexport.errors import UnsupportedOpError, UsageError
 from edgeexport.exporter.capture import (capture, eager_function, example_specs,
                                          onnx_input_specs, run_eager)
-from edgeexport.exporter.checks import check_input_sizes, check_onnx
+from edgeexport.exporter.checks import check_input_sizes, check_onnx, probe_capture
 from edgeexport.exporter.inputs import InputSpec, parse_input_spec, sample_inputs
-from edgeexport.exporter.loading import ONNX, LoadedModel, _forward_arg_names, load_model
+from edgeexport.exporter.loading import (ONNX, TORCHSCRIPT, LoadedModel, _forward_arg_names,
+                                         load_model)
 
 __all__ = ["ExportResult", "InputSpec", "export", "load_model", "parse_input_spec",
            "sample_inputs"]
@@ -94,6 +95,8 @@ def export(model: Any, *, input_specs: list[InputSpec] | None = None,
         check_onnx(loaded.onnx_model, loaded.source)
     specs = resolve_specs(loaded, list(input_specs or []))
     check_input_sizes(specs, loaded.source)
+    if loaded.kind == TORCHSCRIPT:
+        probe_capture(loaded.source, specs)
     eager = eager_function(loaded)
     trace_batch = 2 if dynamic_batch else None
     trace_specs = [InputSpec(s.name, ((None,) + s.shape[1:]) if dynamic_batch and s.shape

@@ -4,6 +4,9 @@ input sizes (a bound before allocation) and the opsets, domains and input dims o
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from typing import Any
 
 import numpy as np
@@ -55,6 +58,17 @@ def check_onnx(model: Any, source: str) -> None:
     if bad:
         raise UsageError(f"{source}: the text field {bad} is not valid UTF-8, so the file is "
                          "corrupt; export the model again")
+    try:  # what the exporter does next; its errors name a proto field, not a Python bug
+        import onnx_ir
+
+        onnx_ir.from_proto(model)
+    except Exception as exc:
+        root: BaseException = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        why = (str(root).strip().splitlines() or [type(root).__name__])[0][:160]
+        raise UsageError(f"{source}: the ONNX graph is inconsistent ({why}); export the model "
+                         "again") from None
     inits = {i.name for i in model.graph.initializer}
     for vi in model.graph.input:
         if vi.name in inits:
@@ -86,3 +100,46 @@ def _invalid_text(msg: Any, where: str) -> str | None:
                 if bad:
                     return bad
     return None
+
+
+#: set in the probe's child so that it does not probe again
+_PROBE_ENV = "EDGEEXPORT_CAPTURE_PROBE"
+PROBE_TIMEOUT_S = float(os.environ.get("EDGEEXPORT_PROBE_TIMEOUT", "900"))
+
+
+def probe_capture(source: str, specs: list[Any]) -> None:
+    """Capture a TorchScript archive once in a child process before doing it here: PyTorch's
+    TorchScript-to-ExportedProgram converter segfaults on some corrupt archives that load fine
+    (found by fuzzing), and a crash must be exit 2 naming the file, not the end of the CLI."""
+    from edgeexport.children import python_child
+
+    if os.environ.get(_PROBE_ENV):
+        return
+    shapes = [f"{s.name}={','.join('?' if d is None else str(d) for d in s.shape)}:"
+              f"{np.dtype(s.dtype).name}" for s in specs]
+    os.environ[_PROBE_ENV] = "1"
+    try:
+        code, _, _ = python_child(["-m", "edgeexport.exporter.checks", source, *shapes],
+                                  PROBE_TIMEOUT_S)
+    finally:
+        del os.environ[_PROBE_ENV]
+    if code is not None and code < 0:
+        raise UsageError(f"{source}: PyTorch crashed ({signal.Signals(-code).name}) capturing "
+                         "this TorchScript archive: it is corrupt, or uses TorchScript the "
+                         "converter cannot take; save the model again, preferably with "
+                         "torch.export.save (.pt2)")
+
+
+def _probe_main(argv: list[str]) -> int:
+    """The probe's child: the same export, in-process; its errors are reported by the parent."""
+    from edgeexport.exporter import export, parse_input_spec
+
+    try:
+        export(argv[0], input_specs=[parse_input_spec(s) for s in argv[1:]])
+    except Exception:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_probe_main(sys.argv[1:]))

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterator
@@ -75,43 +72,3 @@ def native_stderr(sink: list[str]) -> Iterator[None]:
             if text:
                 sink.append(text)
 
-
-#: child processes a runtime started (qemu, isolated loads): ended when the command is interrupted
-_CHILDREN: set[subprocess.Popen] = set()
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel sends SIGKILL when the parent dies, so even a
-    SIGKILLed edgeexport leaves no emulator or loader running (Linux only; elsewhere a no-op)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen:
-    """subprocess.Popen for a runtime's helper process, tracked so `end_children` can stop it."""
-    proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent, **kwargs)
-    _CHILDREN.add(proc)
-    return proc
-
-
-def forget_child(proc: subprocess.Popen) -> None:
-    _CHILDREN.discard(proc)
-
-
-def end_children(grace_s: float = 2.0) -> None:
-    """Terminate every tracked child still running (Ctrl-C, SIGTERM), then kill the stubborn."""
-    for proc in list(_CHILDREN):
-        if proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.terminate()
-    for proc in list(_CHILDREN):
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):
-                proc.kill()
-            proc.wait()
-        _CHILDREN.discard(proc)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeexport.errors import UsageError
-from edgeexport.runtimes.base import forget_child, spawn
+from edgeexport.children import python_child
 
 #: a load + one run of a small model takes seconds; a hang past this is the file's fault
 TIMEOUT_S = float(os.environ.get("EDGEEXPORT_ISOLATE_TIMEOUT", "300"))
@@ -123,28 +122,19 @@ def run_isolated(runtime: str, path: Path, feeds: dict[str, np.ndarray],
         np.savez(fin, **{f"in{i}": v for i, v in enumerate(feeds.values())})
         request = {"runtime": runtime, "path": os.fspath(Path(path).resolve()),
                    "names": list(feeds), "in": fin, "out": fout, "options": options or {}}
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [pkg_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-        proc = spawn([sys.executable, "-m", "edgeexport.runtimes.isolate", json.dumps(request)],
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            out, err = proc.communicate(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        code, out, err = python_child(["-m", "edgeexport.runtimes.isolate", json.dumps(request)],
+                                      TIMEOUT_S)
+        if code is None:
             raise UsageError(f"{path}: {runtime} did not finish loading and running it in "
-                             f"{TIMEOUT_S:.0f} s; the file is corrupt or far too large") from None
-        finally:
-            forget_child(proc)
-        if proc.returncode < 0:
-            name = signal.Signals(-proc.returncode).name
+                             f"{TIMEOUT_S:.0f} s; the file is corrupt or far too large")
+        if code < 0:
+            name = signal.Signals(-code).name
             raise UsageError(f"{path}: {runtime} crashed ({name}) loading or running it; the "
                              "file is corrupt or uses something this runtime cannot execute: "
                              "convert the model again")
-        if proc.returncode != 0:
+        if code != 0:
             lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-            why = lines[-1] if lines else f"exit {proc.returncode}"
+            why = lines[-1] if lines else f"exit {code}"
             raise UsageError(f"{path}: {runtime} cannot load or run it: {why[:300]}")
         facts = json.loads(out.strip().splitlines()[-1])
         with np.load(fout) as data:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeexport.runtimes.base import Runtime, Session, forget_child, spawn
+from edgeexport.children import forget_child, spawn
+from edgeexport.runtimes.base import Runtime, Session
 
 SUITE = "bookworm"  # Debian 12: python3.11, the Python the x86 venv's wheels are built for
 PY = "3.11"

@@ -138,13 +138,31 @@ def staging(out: Path, force: bool = False) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 p.rmdir()
         raise
-    old = None
-    if out.exists():
-        old = parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
+    with _signals_held():  # the two renames happen together or not at all
+        old = None
+        if out.exists():
+            old = parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C / SIGTERM wait until the block is done (delivered right after it)."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no sigmask here: nothing to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -231,20 +249,35 @@ def check_manifest(path: Path, manifest: Any) -> None:
     artifact = root / manifest["artifact"]
     if not artifact.exists():
         raise UsageError(f"{artifact}: the bundle's artifact is missing; {fix}")
+    seen: dict[str, set[int]] = {"input": set(), "expected": set()}
     for e in manifest["parity"]:
-        try:
-            f = root / e["path"]
-            count = int(np.prod(e["shape"], dtype=np.int64)) if e["shape"] else 1
-            want = count * np.dtype(e["dtype"]).itemsize
-            int(e["sample"]), str(e["kind"]), str(e["tensor"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"{path}: parity entry {str(e)[:80]} is malformed ({exc}); "
-                             f"{fix}") from None
+        if not _parity_entry_ok(e):
+            raise UsageError(f"{path}: parity entry {str(e)[:80]} is malformed; {fix}")
+        seen[e["kind"]].add(e["sample"])
+    if seen["input"] != set(range(len(seen["input"]))) or seen["expected"] != seen["input"]:
+        raise UsageError(f"{path}: the parity samples are not numbered 0..N-1 with inputs and "
+                         f"expected outputs for each; {fix}")
+    for e in manifest["parity"]:
+        f = root / e["path"]
+        want = int(np.prod(e["shape"], dtype=np.int64)) * np.dtype(e["dtype"]).itemsize
         if not f.is_file():
             raise UsageError(f"{f}: the parity tensor is missing; {fix}")
         if f.stat().st_size != want:
             raise UsageError(f"{f}: holds {f.stat().st_size} bytes, the manifest declares "
                              f"{e['shape']} {e['dtype']} ({want} bytes); {fix}")
+
+
+def _parity_entry_ok(e: Any) -> bool:
+    """One `parity` entry of the manifest as write_parity_tensors writes it."""
+    try:
+        return (isinstance(e, dict) and e["kind"] in ("input", "expected")
+                and type(e["sample"]) is int and e["sample"] >= 0
+                and isinstance(e["tensor"], str) and isinstance(e["path"], str)
+                and isinstance(e["shape"], list)
+                and all(type(d) is int and 0 <= d < 2**31 for d in e["shape"])
+                and isinstance(e["dtype"], str) and np.dtype(e["dtype"]).kind in "biuf")
+    except (KeyError, TypeError):
+        return False
 
 
 def _check_tolerances(path: Path, tol: dict[str, Any], fix: str) -> None:
