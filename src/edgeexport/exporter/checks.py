@@ -69,16 +69,69 @@ def check_onnx(model: Any, source: str) -> None:
         why = (str(root).strip().splitlines() or [type(root).__name__])[0][:160]
         raise UsageError(f"{source}: the ONNX graph is inconsistent ({why}); export the model "
                          "again") from None
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node
+                                               for a in n.attribute if a.HasField("t")]
+    for t in tensors:
+        why = _tensor_problem(t)
+        if why:
+            raise UsageError(f"{source}: the constant '{t.name}' is corrupt ({why}); export the "
+                             "model again")
     inits = {i.name for i in model.graph.initializer}
     for vi in model.graph.input:
         if vi.name in inits:
             continue
+        if vi.type.tensor_type.elem_type not in _NP_TYPES:
+            raise UsageError(f"{source}: input '{vi.name}' has element type "
+                             f"{vi.type.tensor_type.elem_type}, not a numeric ONNX tensor type; "
+                             "export the model again")
         for d in vi.type.tensor_type.shape.dim:
             if d.HasField("dim_value") and not 0 < d.dim_value <= MAX_ELEMENTS:
                 raise UsageError(
                     f"{source}: input '{vi.name}' declares dimension {d.dim_value}; dimensions "
                     "must be positive (or symbolic) and sane: fix the model's input shape or "
                     "pass --input-shape")
+
+
+def _np_types() -> dict[int, np.dtype]:
+    import onnx
+
+    out = {}
+    for code in onnx.TensorProto.DataType.values():
+        try:
+            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if dtype.kind in "biufc":
+            out[code] = dtype
+    return out
+
+
+_NP_TYPES = _np_types()
+#: TensorProto's typed value fields (raw_data aside)
+_TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data")
+
+
+def _tensor_problem(t: Any) -> str | None:
+    """Why an in-file tensor's values cannot have the shape it declares (None when they can)."""
+    import onnx
+
+    if t.data_location == onnx.TensorProto.EXTERNAL or t.data_type == onnx.TensorProto.STRING:
+        return None
+    if any(d < 0 for d in t.dims):
+        return f"dims {list(t.dims)}"
+    dtype = _NP_TYPES.get(t.data_type)
+    if dtype is None:
+        return f"element type {t.data_type}"
+    count = int(np.prod(list(t.dims), dtype=object)) if t.dims else 1
+    if t.HasField("raw_data"):
+        if len(t.raw_data) != count * dtype.itemsize:
+            return f"{len(t.raw_data)} bytes for {list(t.dims)} {dtype}"
+        return None
+    have = sum(len(getattr(t, f)) for f in _TYPED_FIELDS)
+    want = count * (2 if dtype.kind == "c" else 1)
+    if have != want and not (have == 0 and count == 0):
+        return f"{have} values for {list(t.dims)} {dtype}"
+    return None
 
 
 def _invalid_text(msg: Any, where: str) -> str | None:
@@ -102,44 +155,57 @@ def _invalid_text(msg: Any, where: str) -> str | None:
     return None
 
 
-#: set in the probe's child so that it does not probe again
-_PROBE_ENV = "EDGEEXPORT_CAPTURE_PROBE"
-PROBE_TIMEOUT_S = float(os.environ.get("EDGEEXPORT_PROBE_TIMEOUT", "900"))
+PROBE_TIMEOUT_S = float(os.environ.get("EDGEEXPORT_PROBE_TIMEOUT", "600"))
 
 
-def probe_capture(source: str, specs: list[Any]) -> None:
-    """Capture a TorchScript archive once in a child process before doing it here: PyTorch's
-    TorchScript-to-ExportedProgram converter segfaults on some corrupt archives that load fine
-    (found by fuzzing), and a crash must be exit 2 naming the file, not the end of the CLI."""
-    from edgeexport.children import python_child
-
-    if os.environ.get(_PROBE_ENV):
+def probe_capture(module: Any, args: tuple, source: str) -> None:
+    """Run PyTorch's TorchScript-to-ExportedProgram converter once in a forked child before doing
+    it here: it segfaults on some corrupt archives that load fine (found by fuzzing), and a crash
+    must be exit 2 naming the file, not the silent end of the CLI. The fork shares the loaded
+    module (no second import of torch); a child that raises or runs too long proves nothing,
+    and the conversion then runs here as usual."""
+    if not hasattr(os, "fork"):
         return
-    shapes = [f"{s.name}={','.join('?' if d is None else str(d) for d in s.shape)}:"
-              f"{np.dtype(s.dtype).name}" for s in specs]
-    os.environ[_PROBE_ENV] = "1"
+    import time
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: quiet, default signals, dies with us; never returns
+        try:
+            import faulthandler
+
+            faulthandler.disable()  # the parent reports the crash, in one line
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(s, signal.SIG_DFL)
+            from edgeexport.children import _die_with_parent
+
+            _die_with_parent()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            from torch._export.converter import TS2EPConverter
+
+            TS2EPConverter(module, args).convert()
+        finally:
+            os._exit(0)
     try:
-        code, _, _ = python_child(["-m", "edgeexport.exporter.checks", source, *shapes],
-                                  PROBE_TIMEOUT_S)
-    finally:
-        del os.environ[_PROBE_ENV]
-    if code is not None and code < 0:
-        raise UsageError(f"{source}: PyTorch crashed ({signal.Signals(-code).name}) capturing "
-                         "this TorchScript archive: it is corrupt, or uses TorchScript the "
-                         "converter cannot take; save the model again, preferably with "
+        deadline = time.monotonic() + PROBE_TIMEOUT_S
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+    except BaseException:  # Ctrl-C, SIGTERM: the child goes too
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    if os.WIFSIGNALED(status):
+        raise UsageError(f"{source}: PyTorch crashed ({signal.Signals(os.WTERMSIG(status)).name}) "
+                         "capturing this TorchScript archive: it is corrupt, or uses TorchScript "
+                         "the converter cannot take; save the model again, preferably with "
                          "torch.export.save (.pt2)")
-
-
-def _probe_main(argv: list[str]) -> int:
-    """The probe's child: the same export, in-process; its errors are reported by the parent."""
-    from edgeexport.exporter import export, parse_input_spec
-
-    try:
-        export(argv[0], input_specs=[parse_input_spec(s) for s in argv[1:]])
-    except Exception:
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_probe_main(sys.argv[1:]))
