@@ -58,6 +58,12 @@ def check_onnx(model: Any, source: str) -> None:
     if bad:
         raise UsageError(f"{source}: the text field {bad} is not valid UTF-8, so the file is "
                          "corrupt; export the model again")
+    try:  # a graph whose declared shapes or types contradict its ops fails deep in a lowering
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:
+        why = " ".join(str(exc).split())[:200]
+        raise UsageError(f"{source}: the graph's shapes or types are inconsistent ({why}); "
+                         "export the model again") from None
     try:  # what the exporter does next; its errors name a proto field, not a Python bug
         import onnx_ir
 

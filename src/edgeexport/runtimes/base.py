@@ -71,4 +71,3 @@ def native_stderr(sink: list[str]) -> Iterator[None]:
             text = tmp.read().decode(errors="replace").strip()
             if text:
                 sink.append(text)
-
