@@ -165,13 +165,35 @@ PROBE_TIMEOUT_S = float(os.environ.get("EDGEEXPORT_PROBE_TIMEOUT", "600"))
 
 
 def probe_capture(module: Any, args: tuple, source: str) -> None:
-    """Run PyTorch's TorchScript-to-ExportedProgram converter once in a forked child before doing
-    it here: it segfaults on some corrupt archives that load fine (found by fuzzing), and a crash
-    must be exit 2 naming the file, not the silent end of the CLI. The fork shares the loaded
-    module (no second import of torch); a child that raises or runs too long proves nothing,
-    and the conversion then runs here as usual."""
-    if not hasattr(os, "fork"):
-        return
+    """Run PyTorch's TorchScript-to-ExportedProgram converter once in a child process before
+    doing it here: it segfaults on some corrupt archives that load fine (found by fuzzing), and a
+    crash must be exit 2 naming the file, not the silent end of the CLI. A forked child shares
+    the loaded module (no second import of torch), but fork is only safe while this process has
+    one thread; otherwise a fresh interpreter loads the archive again. A child that raises or
+    runs too long proves nothing, and the conversion then runs here as usual."""
+    code = (_probe_fork(module, args) if hasattr(os, "fork") and _single_threaded()
+            else _probe_exec(source, args))
+    if code is not None and code < 0:
+        raise UsageError(f"{source}: PyTorch crashed ({signal.Signals(-code).name}) capturing "
+                         "this TorchScript archive: it is corrupt, or uses TorchScript the "
+                         "converter cannot take; save the model again, preferably with "
+                         "torch.export.save (.pt2)")
+
+
+def _single_threaded() -> bool:
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def _convert(module: Any, args: tuple) -> None:
+    from torch._export.converter import TS2EPConverter
+
+    TS2EPConverter(module, args).convert()
+
+
+def _probe_fork(module: Any, args: tuple) -> int | None:
     import time
 
     sys.stdout.flush()
@@ -190,9 +212,7 @@ def probe_capture(module: Any, args: tuple, source: str) -> None:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
-            from torch._export.converter import TS2EPConverter
-
-            TS2EPConverter(module, args).convert()
+            _convert(module, args)
         finally:
             os._exit(0)
     try:
@@ -200,18 +220,43 @@ def probe_capture(module: Any, args: tuple, source: str) -> None:
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                break
+                return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                return
+                return None
             time.sleep(0.01)
     except BaseException:  # Ctrl-C, SIGTERM: the child goes too
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         raise
-    if os.WIFSIGNALED(status):
-        raise UsageError(f"{source}: PyTorch crashed ({signal.Signals(os.WTERMSIG(status)).name}) "
-                         "capturing this TorchScript archive: it is corrupt, or uses TorchScript "
-                         "the converter cannot take; save the model again, preferably with "
-                         "torch.export.save (.pt2)")
+
+
+def _probe_exec(source: str, args: tuple) -> int | None:
+    import tempfile
+
+    from edgeexport.children import python_child
+
+    with tempfile.TemporaryDirectory(prefix="edgeexport-probe-") as tmp:
+        inputs = os.path.join(tmp, "inputs.npz")
+        np.savez(inputs, *[a.numpy() for a in args])
+        code, _, _ = python_child(["-m", "edgeexport.exporter.checks", source, inputs],
+                                  PROBE_TIMEOUT_S)
+    return code
+
+
+def _probe_main(argv: list[str]) -> int:
+    """The exec'd probe: load the archive and convert it; only a crash matters to the parent."""
+    import torch
+
+    try:
+        with np.load(argv[1]) as data:
+            args = tuple(torch.from_numpy(data[k]) for k in data.files)
+        _convert(torch.jit.load(argv[0], map_location="cpu"), args)
+    except Exception:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_probe_main(sys.argv[1:]))
