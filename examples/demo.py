@@ -35,7 +35,7 @@ def main() -> int:
     cmd = [sys.executable, "-m", "edgeexport.cli", "convert",
            "edgeexport.zoo:mobilenet_v2_pretrained", "--input-shape", "x=1,3,224,224",
            "--output-names", "logits", "--target", args.target, "--samples", str(samples),
-           "-o", str(out), *shlex.split(args.extra)]
+           "-o", str(out), "--force", *shlex.split(args.extra)]
     print("$ " + " ".join(shlex.quote(c) for c in cmd[2:]).replace("edgeexport.cli", "edgeexport", 1)
           .replace("-m edgeexport", "edgeexport", 1), flush=True)
     rc = subprocess.call(cmd)

@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -90,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", help="extra inputs to check parity on: .npy (one input), .npz "
                                       "(one array per input name) or an image folder; samples "
                                       "stacked on a new leading axis or along a batch axis of 1")
-    p.add_argument("-o", "--output", required=True, help="bundle folder to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="bundle folder to write: new or empty (--target all: one subfolder per "
+                        "target); a folder of other files is refused, never replaced")
+    p.add_argument("--force", action="store_true",
+                   help="replace a previous bundle at -o (only a folder edgeexport wrote)")
     _native_arg(p)
     _common(p)
 
@@ -160,9 +166,61 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return extra.parse_args(rest, namespace=args)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGINT, SIGHUP) arrived: unwinds like Ctrl-C, so staging folders are removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    from edgeexport.children import end_children
+
+    for s in _SIGNALS:  # a second signal must not cut the cleanup short
+        signal.signal(s, signal.SIG_IGN)
+    end_children()  # qemu and isolated loads first: they hold files in the staging folder
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    saved = {}
+    with contextlib.suppress(ValueError):  # signal handlers only from the main thread
+        saved = {s: signal.signal(s, _on_signal) for s in _SIGNALS}
+    try:
+        return _main(argv)
+    finally:
+        from edgeexport.children import end_children
+
+        end_children()
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+_CRASH_LOG: Any = None
+
+
+def _report_native_crashes() -> None:
+    """A segfault in a native library prints Python's fault report on the real stderr, even
+    while a runtime's own chatter is redirected (runtimes.base.native_stderr): a crash is never
+    silent. Left alone when something (pytest) already enabled it."""
+    global _CRASH_LOG
+    import faulthandler
+
+    if faulthandler.is_enabled():
+        return
+    with contextlib.suppress(OSError, ValueError):
+        _CRASH_LOG = os.fdopen(os.dup(2), "w")
+        faulthandler.enable(file=_CRASH_LOG)
+
+
+def _main(argv: list[str]) -> int:
     prefer_avx512_kernels()  # before anything imports numpy
+    _report_native_crashes()
     debug = "--debug" in argv
     as_json = "--json" in argv
     if not debug:
@@ -183,9 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        _fail("interrupted", 130, as_json)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        code = 128 + int(signum)
+        _fail(f"interrupted ({signal.Signals(signum).name})", code, as_json)
+        return code
     except Exception as exc:  # a bug of ours: say so in one line, traceback with --debug
         if debug:
             traceback.print_exc()

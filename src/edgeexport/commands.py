@@ -41,23 +41,25 @@ def _options(args: argparse.Namespace, target: str) -> Any:
         max_error=getattr(args, "max_error", None),
         calibration_preprocess=getattr(args, "preprocess", None),
         output_names=_output_names(args), target_options=args,
-        samples=getattr(args, "samples", None), labels=getattr(args, "labels", None))
+        samples=getattr(args, "samples", None), labels=getattr(args, "labels", None),
+        force=getattr(args, "force", False))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from edgeexport.pipeline import Timer, export_and_optimize
-    from edgeexport.validate.bundle import check_output_dir
+    from edgeexport.validate.bundle import check_writable
 
     out = Path(args.output)
     if out.is_dir():
         raise UsageError(f"{out}: is a directory; -o names the .onnx file to write")
-    check_output_dir(out.resolve().parent)
+    check_writable(out)
     progress = StageProgress(not args.json, total=2)
     timer = Timer()
     try:
         result, report = export_and_optimize(args.model, _options(args, "onnx"), timer, progress)
     finally:
         progress.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
     eir.save(result.model, out)
     info = {"ok": True, "output": str(out), "inputs": [s.describe() for s in result.inputs],
             "outputs": [v.name for v in result.model.graph.outputs],
@@ -76,11 +78,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from edgeexport.pipeline import convert
 
     targets = list(profile.TARGET_MODULES) if args.target == "all" else [args.target]
+    if args.target == "all":
+        _check_all_root(Path(args.output), targets, args.force)
     results, worst = [], EXIT_OK
     for target in targets:
         out = Path(args.output) / target if args.target == "all" else Path(args.output)
-        if args.target == "all":
-            out.parent.mkdir(parents=True, exist_ok=True)
         progress = StageProgress(not args.json)
         try:
             outcome = convert(args.model, out, _options(args, target), progress)
@@ -112,6 +114,24 @@ def _add_native_rows(out: Path, report: dict[str, Any]) -> None:
     report["parity"] = list(report["parity"]) + rows
     executed = [p for p in report["parity"] if p["executed"]]
     report["passed"] = bool(executed) and all(p["passed"] for p in executed)
+
+
+def _check_all_root(root: Path, targets: list[str], force: bool) -> None:
+    """--target all writes OUT/<target>/: OUT may hold those bundles (replaced with --force) and
+    nothing else; every target's folder is checked before the first conversion starts."""
+    from edgeexport.validate.bundle import check_output_dir
+
+    root = root.resolve() if root.is_symlink() else root
+    if root.is_dir():
+        ours = tuple(f".{t}.{kind}-" for t in targets for kind in ("staging", "old"))
+        other = sorted(p.name for p in root.iterdir()
+                       if p.name not in targets and not p.name.startswith(ours))
+        if other:
+            raise UsageError(f"{root}: --target all writes one bundle per target in "
+                             f"{root}/<target>/, and the folder holds other files ({other[0]}); "
+                             "choose a new or empty folder")
+    for target in targets:
+        check_output_dir(root / target, force)
 
 
 def print_report(out: Path, report: dict[str, Any], file: Any = None) -> None:
@@ -175,6 +195,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     tol = manifest["tolerances"]
     tolerance = Tolerance(**tol)
     artifact = out / manifest["artifact"]
+    _probe(artifact, target.runtimes, samples)
     parity = [check_runtime(name, artifact, samples, expected, tolerance).to_json()
               for name in target.runtimes]
     if args.native:
@@ -193,6 +214,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print_layers(layers, args.top)
         print(verdict_line(verdict, reason))
     return EXIT_OK if verdict == "passed" else EXIT_PARITY
+
+
+#: runtimes that already run out of process or in pure Python: a crash cannot take us down
+_SAFE_RUNTIMES = ("reference", "litert-aarch64-qemu", "mil-interpreter")
+
+
+def _probe(artifact: Path, names: Any, samples: list[dict[str, np.ndarray]]) -> None:
+    """A bundle's artifact is checked structurally, then loaded and run on the first sample in
+    a child process by each native runtime here, before this process loads it (exit 2 when the
+    file is corrupt, instead of a crash)."""
+    from edgeexport import runtimes
+    from edgeexport.runtimes.isolate import declared_inputs, run_isolated
+
+    try:
+        fmt = runtimes.artifact_format(artifact)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; convert the model again to rewrite the bundle") from None
+    declared_inputs(artifact, fmt)
+    for name in names:
+        if name in _SAFE_RUNTIMES or runtimes.get(name).unavailable_reason():
+            continue
+        run_isolated(name, artifact, samples[0] if samples else {})
 
 
 def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray]) -> dict:
@@ -258,11 +301,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edgeexport import runtimes
+    from edgeexport.runtimes.isolate import check_feeds, declared_inputs, run_isolated
 
     path = Path(args.artifact)
     if not path.exists():
         raise UsageError(f"{path}: no such artifact")
-    fmt = runtimes.artifact_format(path)
+    try:
+        fmt = runtimes.artifact_format(path)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; pass an .onnx, .tflite, .param or .mlpackage") from None
     names = [args.runtime] if args.runtime else runtimes.runtimes_for(fmt)
     runtime = None
     for name in names:
@@ -277,13 +324,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             break
     if runtime is None:
         raise UsageError(f"{path}: no runtime available here for {fmt} artifacts")
-    feeds = _read_inputs(args.input)
-    session = runtime.load(path)
-    outputs = session.run(feeds)
+    feeds, files = _read_inputs(args.input)
+    check_feeds(feeds, files, declared_inputs(path, fmt), path)
+    outputs, facts = run_isolated(runtime.name, path, feeds)
     if args.output:
         np.savez(args.output, **outputs)
     if args.json:
-        emit_json({"ok": True, "runtime": runtime.name, "device": session.device,
+        emit_json({"ok": True, "runtime": runtime.name, "device": facts["device"],
                    "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name,
                                    "values": v.ravel()[:16].tolist()} for k, v in outputs.items()}})
     else:
@@ -293,21 +340,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_inputs(items: list[str]) -> dict[str, np.ndarray]:
+def _read_inputs(items: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The --input arrays by input name, and the file each came from."""
     feeds: dict[str, np.ndarray] = {}
+    files: dict[str, str] = {}
     for item in items:
         name, _, file = item.rpartition("=")
         try:
-            data = np.load(file)
+            data = np.load(file, allow_pickle=False)
         except Exception as exc:
-            raise UsageError(f"{file}: cannot read input ({exc})") from None
+            raise UsageError(f"{file}: cannot read input ({exc}); save it with numpy.save or "
+                             "numpy.savez") from None
         if hasattr(data, "files"):
-            feeds.update({k: data[k] for k in data.files})
+            try:
+                feeds.update({k: data[k] for k in data.files})
+            except Exception as exc:
+                raise UsageError(f"{file}: cannot read input ({exc})") from None
+            files.update({k: f"{file}[{k}]" for k in data.files})
         else:
             if not name:
-                raise UsageError(f"--input {item}: name the input as NAME=FILE.npy")
-            feeds[name] = data
-    return feeds
+                raise UsageError(f"{file}: name the input as --input NAME=FILE.npy")
+            feeds[name], files[name] = data, file
+    return feeds, files
 
 
 def _native_bench_rows(out: Path, manifest: dict[str, Any], runs: int) -> list[dict[str, Any]]:
@@ -344,6 +398,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise UsageError("--runs must be at least 1")
     feeds = load_parity_tensors(out, manifest)[0][0]
+    _probe(out / manifest["artifact"], delegates.load_target(manifest["target"]).runtimes,
+           [feeds])
     rows = []
     for name in delegates.load_target(manifest["target"]).runtimes:
         rt = runtimes.get(name)

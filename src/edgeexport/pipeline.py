@@ -53,6 +53,8 @@ class ConvertOptions:
     labels: str | None = None
     target_options: argparse.Namespace | None = None
     timing_runs: int = 3
+    #: replace a previous bundle at OUT (never a folder of other files: see bundle.staging)
+    force: bool = False
 
 
 @dataclass
@@ -178,7 +180,7 @@ def _image_feeds(samples: list[dict[str, np.ndarray]], random: dict[str, np.ndar
 def convert(model: str, out: Path, opts: ConvertOptions,
             progress: Progress = _noop) -> ConvertOutcome:
     out = Path(out)
-    bundle_mod.check_output_dir(out)
+    bundle_mod.check_output_dir(out, opts.force)
     target = delegates.load_target(opts.target)
     timer = Timer()
     result, pass_report = export_and_optimize(model, opts, timer, progress)
@@ -215,7 +217,7 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     declared = manifest_mod.declared_layout(opts.calibration_preprocess)  # bad text: exit 2 now
     precision = opts.quantize or target.precision(opts.target_options)
     tolerance, noise = judge_by_noise_floor(result, checked, TOLERANCES[precision], progress)
-    with bundle_mod.staging(out) as stage:
+    with bundle_mod.staging(out, opts.force) as stage:
         progress("emit", target.name)
         with timer.stage("emit"):
             artifact = target.emit(result.model, stage, opts.target_options)

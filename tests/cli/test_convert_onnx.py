@@ -156,9 +156,9 @@ def test_convert_artifact_is_deterministic(bundle: Path, tmp_path) -> None:
 
 def test_overwrites_existing_bundle_atomically(bundle: Path, tmp_path) -> None:
     out = tmp_path / "b"
-    for _ in range(2):
+    for again in (False, True):  # replacing a previous bundle takes --force
         proc = run_cli("convert", "edgeexport.zoo:vit_tiny", "--input-shape", "1,3,32,32",
-                       "--target", "onnx", "-o", str(out))
+                       "--target", "onnx", "-o", str(out), *(["--force"] if again else []))
         assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 

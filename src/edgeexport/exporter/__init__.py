@@ -16,9 +16,11 @@ from edgeexport import ir as eir
 from edgeexport import profile
 from edgeexport.errors import UnsupportedOpError, UsageError
 from edgeexport.exporter.capture import (capture, eager_function, example_specs,
-                                         onnx_input_specs, run_eager)
+                                         onnx_input_specs, run_eager, torch_inputs)
+from edgeexport.exporter.checks import check_input_sizes, check_onnx, probe_capture
 from edgeexport.exporter.inputs import InputSpec, parse_input_spec, sample_inputs
-from edgeexport.exporter.loading import ONNX, LoadedModel, _forward_arg_names, load_model
+from edgeexport.exporter.loading import (ONNX, TORCHSCRIPT, LoadedModel, _forward_arg_names,
+                                         load_model)
 
 __all__ = ["ExportResult", "InputSpec", "export", "load_model", "parse_input_spec",
            "sample_inputs"]
@@ -90,7 +92,10 @@ def export(model: Any, *, input_specs: list[InputSpec] | None = None,
     start = time.perf_counter()
     loaded = module_source(model, example_inputs) if not isinstance(model, str) else (
         load_model(model, trust_pickle=trust_pickle, allow_cwd_import=allow_cwd_import))
+    if loaded.kind == ONNX:
+        check_onnx(loaded.onnx_model, loaded.source)
     specs = resolve_specs(loaded, list(input_specs or []))
+    check_input_sizes(specs, loaded.source)
     eager = eager_function(loaded)
     trace_batch = 2 if dynamic_batch else None
     trace_specs = [InputSpec(s.name, ((None,) + s.shape[1:]) if dynamic_batch and s.shape
@@ -99,6 +104,8 @@ def export(model: Any, *, input_specs: list[InputSpec] | None = None,
               for t in example_inputs] if example_inputs is not None and not dynamic_batch
              else None)
     arrays = given or sample_inputs(trace_specs, seed=seed, batch=trace_batch)
+    if loaded.kind == TORCHSCRIPT and loaded.program is None:
+        probe_capture(loaded.module, torch_inputs(arrays), loaded.source)
     ir_model = capture(loaded, specs, arrays, dynamic_batch=dynamic_batch,
                        output_names=output_names)
     finalize(ir_model, loaded)

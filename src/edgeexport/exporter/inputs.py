@@ -16,6 +16,8 @@ _DTYPES = {
     "f16": np.float16, "int64": np.int64, "long": np.int64, "i64": np.int64, "int32": np.int32,
     "i32": np.int32, "uint8": np.uint8, "u8": np.uint8, "int8": np.int8, "bool": np.bool_,
 }
+#: no dimension of an edge model's input comes near this; a typo like 2**40 must not allocate
+MAX_DIM = 2**31 - 1
 _SPEC = re.compile(r"^(?:(?P<name>[A-Za-z_][\w.\-]*)=)?(?P<shape>[0-9?]+(?:[x,][0-9?]+)*)?"
                    r"(?::(?P<dtype>\w+))?$")
 
@@ -42,6 +44,9 @@ def parse_input_spec(text: str) -> InputSpec:
     dims = tuple(None if d == "?" else int(d) for d in re.split(r"[x,]", m.group("shape")))
     if any(d is not None and d <= 0 for d in dims):
         raise UsageError(f"--input-shape '{text}': every dimension must be a positive integer")
+    if any(d is not None and d > MAX_DIM for d in dims):
+        raise UsageError(f"--input-shape '{text}': dimension {max(d or 0 for d in dims)} is "
+                         f"larger than {MAX_DIM}; check the dims")
     dtype_name = (m.group("dtype") or "float32").lower()
     if dtype_name not in _DTYPES:
         raise UsageError(f"--input-shape '{text}': unknown dtype '{dtype_name}' "

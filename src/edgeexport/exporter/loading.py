@@ -55,7 +55,7 @@ def detect_kind(path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
             raise UsageError(f"{path}: the archive is truncated or corrupt ({exc}); "
                              "save the model again (torch.jit.save or torch.export.save)") from None
         if any(n.endswith("archive_format") or "/models/" in n for n in names):

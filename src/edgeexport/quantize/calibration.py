@@ -81,6 +81,13 @@ def _split(arr: np.ndarray, spec: InputSpec, where: str) -> list[np.ndarray]:
     if arr.dtype.kind != want.kind and not (arr.dtype.kind in "iu" and want.kind in "iu"):
         raise UsageError(f"{where}: dtype {arr.dtype} does not fit input '{spec.name}' "
                          f"({want}); convert the data to {want}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
+        kinds = " and ".join(k for k, m in (("NaN", np.isnan(arr)), ("Inf", np.isinf(arr)))
+                             if m.any())
+        first = int(np.argwhere(bad.reshape(len(arr), -1) if arr.ndim > 1 else bad)[0][0])
+        raise UsageError(f"{where}: {int(bad.sum())} {kinds} value(s), the first in sample "
+                         f"{first}; clean the data (numpy.nan_to_num) or drop those samples")
     if arr.ndim == len(shape) + 1 and _fits(arr.shape[1:], spec.shape):
         return [a.astype(want) for a in arr]
     if shape and shape[0] == 1 and arr.ndim == len(shape) and _fits(arr.shape[1:],

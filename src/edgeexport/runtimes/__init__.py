@@ -44,9 +44,11 @@ def artifact_format(path: str | os.PathLike[str]) -> str:
         raise ValueError(f"{p}: a directory that is not an .mlpackage")
     with open(p, "rb") as f:
         head = f.read(16)
-    if head[4:8] == b"TFL3":
+    # by contents first; a file whose magic is damaged goes by its suffix, so the error names
+    # the format the user meant (an empty .tflite is a broken .tflite, not an ONNX file)
+    if head[4:8] == b"TFL3" or p.suffix == ".tflite":
         return "tflite"
-    if head.startswith(b"7767517"):
+    if head.startswith(b"7767517") or p.suffix == ".param":
         return "ncnn"
     if p.suffix == ".bin" and p.with_suffix(".param").exists():
         return "ncnn"

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeexport.children import forget_child, spawn
 from edgeexport.runtimes.base import Runtime, Session
 
 SUITE = "bookworm"  # Debian 12: python3.11, the Python the x86 venv's wheels are built for
@@ -132,7 +133,7 @@ class QemuSession(Session):
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(fs / "site"),
                "PYTHONDONTWRITEBYTECODE": "1", "QEMU_CPU": QEMU_CPUS[cpu], "LANG": "C.UTF-8"}
         self._tmp = tempfile.TemporaryDirectory(prefix="edgeexport-qemu-")
-        self._proc = subprocess.Popen(
+        self._proc = spawn(
             ["qemu-aarch64-static", "-L", str(fs), str(fs / "usr/bin/python3.11"),
              str(root / "runner.py"), os.fspath(Path(path).resolve())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -182,6 +183,7 @@ class QemuSession(Session):
                 self._proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+        forget_child(self._proc)
         self._tmp.cleanup()
 
     def __del__(self) -> None:

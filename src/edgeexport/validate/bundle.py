@@ -31,44 +31,139 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-def check_output_dir(out: Path) -> None:
-    """Fail early, before any work, when OUT cannot be written (probed by writing, since
-    permission bits say nothing for root or on read-only mounts)."""
+def check_output_dir(out: Path, force: bool = False) -> Path:
+    """Fail early, before any work, when OUT may not or cannot be written; returns the folder to
+    write (a symlinked OUT is followed, so the link keeps pointing at the new bundle).
+
+    edgeexport never deletes what it did not write: a non-empty OUT must be a previous bundle
+    (its manifest.json written by edgeexport, no file beside the ones it lists), and replacing
+    it takes --force. Missing parents are created when the bundle is written (`staging`)."""
     out = Path(out)
+    if out.is_symlink():
+        out = out.resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a directory; choose another output path")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"{out}: parent directory {parent} does not exist; create it first")
-    probe_dir = out if out.exists() else parent
+    if out.is_dir() and any(out.iterdir()):
+        foreign = foreign_files(out)
+        if foreign is not None:
+            raise UsageError(f"{out}: the folder holds files edgeexport did not write "
+                             f"({foreign}); it is never replaced: choose a new or empty folder")
+        if not force:
+            raise UsageError(f"{out}: holds a previous bundle; pass --force to replace it, or "
+                             "choose a new folder")
+    check_writable(out)
+    return out
+
+
+def check_writable(path: Path) -> None:
+    """PATH (a file or folder) can be created: its nearest existing ancestor is a writable
+    folder (probed by writing, since permission bits say nothing for root or read-only mounts)."""
+    path = Path(path)
+    probe_dir = path if path.is_dir() else path.parent
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise UsageError(f"{path}: {probe_dir} is a file, not a folder; choose another output "
+                         "path")
     try:
         fd, probe = tempfile.mkstemp(prefix=".edgeexport-probe-", dir=probe_dir)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UsageError(f"{out}: output directory {probe_dir} is not writable "
+        raise UsageError(f"{path}: output directory {probe_dir} is not writable "
                          f"({exc.strerror}); choose another output path") from None
 
 
+def foreign_files(folder: Path) -> str | None:
+    """None when FOLDER is a bundle edgeexport wrote (manifest.json of ours, and every other file
+    listed in it); else the first file that makes it someone else's."""
+    manifest = folder / "manifest.json"
+    try:
+        data = json.loads(manifest.read_text())
+        listed = set(data["files"]) | {"manifest.json"}
+        ours = data["format_version"] == 1 and "edgeexport" in data["tool_versions"]
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = False
+    if not ours:
+        first = min((p.name for p in folder.iterdir()), default="")
+        return f"{first}, and no manifest.json written by edgeexport"
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if (p.is_symlink() or p.is_file()) and rel not in listed:
+            return rel
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Staging and old-bundle folders left by a process that was killed (SIGKILL, power loss):
+    their names carry the writer's pid, and a dead pid's folders are ours to remove."""
+    for kind in ("staging", "old"):
+        for p in parent.glob(f".{name}.{kind}-*"):
+            pid = p.name[len(f".{name}.{kind}-"):].split("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(p, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def staging(out: Path) -> Iterator[Path]:
-    """A fresh folder next to OUT; on success it replaces OUT, on failure it disappears."""
-    out = Path(out)
-    check_output_dir(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.resolve().parent))
+def staging(out: Path, force: bool = False) -> Iterator[Path]:
+    """A fresh folder next to OUT; on success it replaces OUT, on failure (or Ctrl-C, SIGTERM)
+    it disappears, and so do the parent folders it had to create."""
+    out = check_output_dir(out, force)
+    parent = out.parent
+    made = []
+    for p in [parent, *parent.parents]:
+        if p.exists():
+            break
+        made.append(p)
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(parent, out.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-{os.getpid()}-", dir=parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
     try:
         yield tmp
+        # checked again: the folder may have changed while the bundle was being made
+        check_output_dir(out, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for p in made:  # innermost first; a folder someone else filled meanwhile stays
+            with contextlib.suppress(OSError):
+                p.rmdir()
         raise
-    old = None
-    if out.exists():
-        old = out.resolve().parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
+    with _signals_held():  # the two renames happen together or not at all
+        old = None
+        if out.exists():
+            old = parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C / SIGTERM wait until the block is done (delivered right after it)."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no sigmask here: nothing to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -136,6 +231,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a bundle manifest (no artifact or files table); "
                          "convert the model again")
     verify(out, manifest)
+    check_manifest(path, manifest)
     return manifest
 
 
@@ -195,6 +291,77 @@ def read_report(out: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except ValueError as exc:
         raise UsageError(f"{path}: not valid JSON ({exc}); convert the model again") from None
+
+
+#: manifest keys `validate` and `bench` read, and their JSON types
+_MANIFEST_KEYS = {"target": str, "artifact": str, "tolerances": dict, "parity": list}
+
+
+def check_manifest(path: Path, manifest: Any) -> None:
+    """The manifest has what validate/bench read, and the files it names are there with the
+    sizes it declares; UsageError naming the file otherwise (never a traceback)."""
+    from edgeexport import delegates
+
+    fix = "convert the model again to rewrite the bundle"
+    if not isinstance(manifest, dict):
+        raise UsageError(f"{path}: holds a JSON {type(manifest).__name__}, not a bundle "
+                         f"manifest; {fix}")
+    for key, kind in _MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise UsageError(f"{path}: '{key}' is missing or not a JSON {kind.__name__}; {fix}")
+    if manifest["target"] not in delegates.target_names():
+        raise UsageError(f"{path}: unknown target '{manifest['target']}' (known: "
+                         f"{', '.join(delegates.target_names())}); {fix}")
+    _check_tolerances(path, manifest["tolerances"], fix)
+    root = path.parent
+    artifact = root / manifest["artifact"]
+    if not artifact.exists():
+        raise UsageError(f"{artifact}: the bundle's artifact is missing; {fix}")
+    seen: dict[str, set[int]] = {"input": set(), "expected": set()}
+    for e in manifest["parity"]:
+        if not _parity_entry_ok(e):
+            raise UsageError(f"{path}: parity entry {str(e)[:80]} is malformed; {fix}")
+        seen[e["kind"]].add(e["sample"])
+    if seen["input"] != set(range(len(seen["input"]))) or seen["expected"] != seen["input"]:
+        raise UsageError(f"{path}: the parity samples are not numbered 0..N-1 with inputs and "
+                         f"expected outputs for each; {fix}")
+    for e in manifest["parity"]:
+        f = root / e["path"]
+        want = int(np.prod(e["shape"], dtype=np.int64)) * np.dtype(e["dtype"]).itemsize
+        if not f.is_file():
+            raise UsageError(f"{f}: the parity tensor is missing; {fix}")
+        if f.stat().st_size != want:
+            raise UsageError(f"{f}: holds {f.stat().st_size} bytes, the manifest declares "
+                             f"{e['shape']} {e['dtype']} ({want} bytes); {fix}")
+
+
+def _parity_entry_ok(e: Any) -> bool:
+    """One `parity` entry of the manifest as write_parity_tensors writes it."""
+    try:
+        return (isinstance(e, dict) and e["kind"] in ("input", "expected")
+                and type(e["sample"]) is int and e["sample"] >= 0
+                and isinstance(e["tensor"], str) and isinstance(e["path"], str)
+                and isinstance(e["shape"], list)
+                and all(type(d) is int and 0 <= d < 2**31 for d in e["shape"])
+                and isinstance(e["dtype"], str) and np.dtype(e["dtype"]).kind in "biuf")
+    except (KeyError, TypeError):
+        return False
+
+
+def _check_tolerances(path: Path, tol: dict[str, Any], fix: str) -> None:
+    import dataclasses
+
+    from edgeexport.metrics import Tolerance
+
+    names = {f.name for f in dataclasses.fields(Tolerance)}
+    for key, value in tol.items():
+        ok = isinstance(value, str) if key in ("name", "bound") else (
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)))
+        if key not in names or not ok:
+            raise UsageError(f"{path}: tolerance {key}={str(value)[:40]} is not one edgeexport "
+                             f"writes ({', '.join(sorted(names))}); {fix}")
+    if "name" not in tol:
+        raise UsageError(f"{path}: the tolerances have no name; {fix}")
 
 
 def load_parity_tensors(out: Path, manifest: dict[str, Any]
