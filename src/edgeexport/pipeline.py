@@ -20,6 +20,7 @@ from edgeexport import ir as eir
 from edgeexport.delegates.base import Artifact, Coverage, ImageInput, Target
 from edgeexport.exporter import ExportResult, InputSpec, export
 from edgeexport.validate import TOLERANCES, ParityResult, check_runtime, decide_verdict
+from edgeexport.validate.parity import EmulationCap
 from edgeexport.validate import bundle as bundle_mod
 from edgeexport.validate import manifest as manifest_mod
 from edgeexport.validate.report_html import render
@@ -52,6 +53,8 @@ class ConvertOptions:
     labels: str | None = None
     target_options: argparse.Namespace | None = None
     timing_runs: int = 3
+    #: caps on parity runs under emulation (qemu): wall seconds, or sample count
+    emulation: EmulationCap = field(default_factory=EmulationCap)
 
 
 @dataclass
@@ -180,8 +183,10 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     timer = Timer()
     result, pass_report = export_and_optimize(model, opts, timer, progress)
     source_model = result.source_model
+    if opts.quantize:
+        progress("quantize", opts.quantize)
     with timer.stage("quantize"):
-        quant_info = _quantize(result, opts)
+        quant_info = _quantize(result, opts, lambda detail: progress("quantize", detail))
     coverage = target.coverage(result.model, opts.target_options)
     expected_source = "pytorch"
 
@@ -221,7 +226,8 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         progress("validate", ", ".join(target.runtimes))
         with timer.stage("validate"):
             parity = [check_runtime(name, artifact.path, samples, expected, tolerance,
-                                    timing_runs=opts.timing_runs)
+                                    timing_runs=opts.timing_runs, emulation=opts.emulation,
+                                    progress=runtime_step(progress, name))
                       for name in target.runtimes]
             parity_entries = bundle_mod.write_parity_tensors(stage / "parity", samples, expected)
         report = build_report(target.name, artifact, coverage, parity, timer, result,
@@ -240,14 +246,20 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     return ConvertOutcome(out, report, manifest, report["passed"])
 
 
-def _quantize(result: ExportResult, opts: ConvertOptions) -> dict[str, Any]:
+def runtime_step(progress: Progress, runtime: str) -> Callable[[str], None]:
+    progress("validate", runtime)
+    return lambda detail: progress("validate", f"{runtime}: {detail}")
+
+
+def _quantize(result: ExportResult, opts: ConvertOptions,
+              step: Callable[[str], None]) -> dict[str, Any]:
     if not opts.quantize:
         return {"scheme": None}
     from edgeexport import quantize
 
     return quantize.apply(result, opts.quantize, opts.calibration_data,
                           calibration_method=opts.calibration_method, max_error=opts.max_error,
-                          preprocess=opts.calibration_preprocess)
+                          preprocess=opts.calibration_preprocess, progress=step)
 
 
 def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: list[ParityResult],
@@ -268,7 +280,8 @@ def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: li
         "verdict_reason": reason,
         "passed": verdict == "passed",
         "parity_inputs_unverified": unverified,
-        "warnings": list(quant_info.get("warnings", [])),
+        "warnings": list(quant_info.get("warnings", [])) + coverage_warnings(coverage)
+        + [w for p in rows for w in p["details"].get("warnings", [])],
         "expected_from": expected_source,
         # "direct" (edgeexport's own ATen lowering) or "torch.onnx (why)"; absent for ONNX files
         "lowering": result.model.metadata_props.get("edgeexport.lowering"),
@@ -277,6 +290,11 @@ def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: li
         "passes": {"ran": sorted(set(pass_report.ran)), "modified": pass_report.modified},
         "ops": _op_histogram(result.model),
     }
+
+
+def coverage_warnings(coverage: Coverage) -> list[str]:
+    """The coverage notes that are warnings (NNAPI partition splits and the like)."""
+    return [n.removeprefix("WARNING: ") for n in coverage.notes if n.startswith("WARNING: ")]
 
 
 def _all_files(artifact: Artifact) -> list[Path]:
