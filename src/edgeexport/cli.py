@@ -54,6 +54,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from edgeexport import profile
+    from edgeexport.validate.parity import add_emulation_arguments
 
     parser = _Parser(prog="edgeexport", description="PyTorch to edge artifacts, with parity.")
     parser.add_argument("--version", action="version", version=f"edgeexport {edgeexport.__version__}")
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace a previous bundle at -o (only a folder edgeexport wrote)")
     _native_arg(p)
+    add_emulation_arguments(p)
     _common(p)
 
     p = sub.add_parser("validate", help="re-run parity for a bundle on every available runtime")
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, metavar="N",
                    help="with --per-layer: how many of the worst layers to print (default 10)")
     _native_arg(p)
+    add_emulation_arguments(p)
     _common(p)
 
     p = sub.add_parser("inspect", help="coverage of a model on a target, before converting")
@@ -222,7 +225,7 @@ def _main(argv: list[str]) -> int:
     prefer_avx512_kernels()  # before anything imports numpy
     _report_native_crashes()
     debug = "--debug" in argv
-    as_json = "--json" in argv
+    as_json = _json_command(argv)
     if not debug:
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
@@ -263,14 +266,46 @@ def _drop_cwd_from_path() -> None:
         del sys.path[0]
 
 
-def _fail(message: str, code: int, as_json: bool) -> None:
+#: version of the one JSON document every `--json` run prints (README "JSON output")
+SCHEMA_VERSION = 1
+#: result keys repeated at the top level, where documents before schema_version had them
+_COMPAT_KEYS = ("out", "output", "bundle", "verdict")
+
+
+def _json_command(argv: list[str]) -> str | None:
+    """The subcommand of a `--json` run (None without --json): failures name it too."""
+    if "--json" not in argv:
+        return None
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def _fail(message: str, code: int, json_command: str | None) -> None:
+    """The one error line on stderr; with --json also the common document on stdout, with
+    `ok` false, no `result` and the message under `error`."""
     print(f"edgeexport: error: {message}", file=sys.stderr)
-    if as_json:
-        print(json.dumps({"ok": False, "exit_code": code, "error": message}))
+    if json_command is not None:
+        doc = json_document(json_command or None, None, code)
+        doc["error"] = message
+        print(json.dumps(doc, indent=2))
 
 
-def emit_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+def json_document(command: str | None, result: Any, exit_code: int = EXIT_OK,
+                  warnings: list[str] | None = None) -> dict[str, Any]:
+    """The shape of every --json document: {schema_version, ok, command, exit_code, result,
+    warnings} (+ the _COMPAT_KEYS of a dict result)."""
+    doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "ok": exit_code == EXIT_OK,
+                           "command": command, "exit_code": exit_code, "result": result,
+                           "warnings": list(warnings or [])}
+    if isinstance(result, dict):
+        doc.update({k: result[k] for k in _COMPAT_KEYS if k in result})
+    return doc
+
+
+def emit_json(command: str, result: Any, exit_code: int = EXIT_OK,
+              warnings: list[str] | None = None) -> int:
+    """Print the command's one JSON document on stdout; returns `exit_code`."""
+    print(json.dumps(json_document(command, result, exit_code, warnings), indent=2, default=str))
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from edgeexport.errors import UsageError
 from edgeexport.exporter import parse_input_spec
 from edgeexport.progress import StageProgress
 from edgeexport.quantize.cli import cmd_quantize
+from edgeexport.validate.parity import emulation_cap
 
 __all__ = ["cmd_app", "cmd_bench", "cmd_convert", "cmd_export", "cmd_inspect", "cmd_quantize",
            "cmd_run", "cmd_targets", "cmd_validate"]
@@ -42,7 +43,7 @@ def _options(args: argparse.Namespace, target: str) -> Any:
         calibration_preprocess=getattr(args, "preprocess", None),
         output_names=_output_names(args), target_options=args,
         samples=getattr(args, "samples", None), labels=getattr(args, "labels", None),
-        force=getattr(args, "force", False))
+        force=getattr(args, "force", False), emulation=emulation_cap(args))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -66,7 +67,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             "nodes": len(result.model.graph), "timings_s": timer.seconds,
             "passes_modified": report.modified}
     if args.json:
-        emit_json(info)
+        emit_json("export", info)
     else:
         print(f"wrote {out}: {info['nodes']} nodes, inputs {' '.join(info['inputs'])}, "
               f"outputs {', '.join(info['outputs'])} ({sum(timer.seconds.values()):.1f} s)")
@@ -97,7 +98,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.json:
         docs = [{"ok": o.passed, "verdict": o.report["verdict"], "out": str(o.out),
                  "report": o.report} for o in results]
-        emit_json(docs if len(docs) > 1 else docs[0])
+        emit_json("convert", docs if len(docs) > 1 else docs[0], worst,
+                  [w for o in results for w in o.report.get("warnings", [])])
     else:
         for o in results:
             print_report(o.out, o.report)
@@ -143,12 +145,7 @@ def print_report(out: Path, report: dict[str, Any], file: Any = None) -> None:
     print_parity_table(report["parity"], file)
     t = report["timings_s"]
     print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()), file=file)
-    for w in report.get("warnings", []):  # findings: {level, topic, text}, worst first
-        if isinstance(w, dict):
-            if w["level"] != "note" and not w["text"].startswith("UNVERIFIED"):
-                print(f"{w['level'].upper()}: {w['text']}", file=file)
-        else:
-            print(f"WARNING: {w}", file=file)
+    print_warnings(report.get("warnings", []), file)
     print(verdict_line(report["verdict"], report.get("verdict_reason"))
           + f" (report: {out / 'report.html'})", file=file)
 
@@ -169,6 +166,12 @@ def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
                   f"UNVERIFIED: {p['reason']}" if p.get("verdict") == "unverified" else
                   "FAILED: " + "; ".join(p["violations"])) \
             if p["executed"] else f"not executed: {p['reason']}"
+        cap = (p.get("details") or {}).get("emulation_cap")
+        if cap:  # what emulation cost, and what a cap left out
+            result += (f" (emulated: {cap['samples_checked']}/{cap['samples_total']} samples, "
+                       f"{cap['first_sample_s']:.1f} s each"
+                       + (f", capped at {cap['max_seconds']:g} s" if cap["max_seconds"] else "")
+                       + (f", at most {cap['max_samples']}" if cap["max_samples"] else "") + ")")
         rows.append((p["runtime"], f(p.get("device")), "yes" if p["executed"] else "no",
                      f(p["max_abs_err"]), f(p["max_rel_err"]), f(p["cosine"], ".6f"),
                      f(p.get("top1_agreement"), ".2f"), f(p.get("bound")),
@@ -180,6 +183,7 @@ def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from edgeexport import delegates
+    from edgeexport.pipeline import runtime_step
     from edgeexport.validate import Tolerance, check_runtime, decide_verdict
     from edgeexport.validate.bundle import load_parity_tensors, read_manifest, read_report
     from edgeexport.validate.manifest import errors as manifest_errors
@@ -196,24 +200,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
     tolerance = Tolerance(**tol)
     artifact = out / manifest["artifact"]
     _probe(artifact, target.runtimes, samples)
-    parity = [check_runtime(name, artifact, samples, expected, tolerance).to_json()
-              for name in target.runtimes]
+    progress = StageProgress(not args.json, stages=("validate",))
+    try:
+        parity = [check_runtime(name, artifact, samples, expected, tolerance,
+                                emulation=emulation_cap(args),
+                                progress=runtime_step(progress, name)).to_json()
+                  for name in target.runtimes]
+    finally:
+        progress.close()
     if args.native:
         from edgeexport.runtimes import native
 
         parity += native.parity_rows(out, manifest)
+    warnings = [w for p in parity for w in (p.get("details") or {}).get("warnings", [])]
     # the inputs are the bundle's: what convert said of them holds for this run too
     verdict, reason = decide_verdict(parity, read_report(out).get("parity_inputs_unverified"))
     layers = per_layer(out, manifest, samples[0]) if args.per_layer else None
+    code = EXIT_OK if verdict == "passed" else EXIT_PARITY
     if args.json:
-        emit_json({"ok": verdict == "passed", "verdict": verdict, "verdict_reason": reason,
-                   "parity": parity, "per_layer": layers})
-    else:
-        print_parity_table(parity)
-        if layers is not None:
-            print_layers(layers, args.top)
-        print(verdict_line(verdict, reason))
-    return EXIT_OK if verdict == "passed" else EXIT_PARITY
+        return emit_json("validate", {"ok": verdict == "passed", "verdict": verdict,
+                                      "verdict_reason": reason, "parity": parity,
+                                      "per_layer": layers}, code, warnings)
+    print_parity_table(parity)
+    if layers is not None:
+        print_layers(layers, args.top)
+    print_warnings(warnings)
+    print(verdict_line(verdict, reason))
+    return code
+
+
+def print_warnings(warnings: list[Any], file: Any = None) -> None:
+    """report.json's findings ({level, topic, text}, worst first; notes and the UNVERIFIED
+    verdict, which the summary line states, left out) or plain warning strings."""
+    for w in warnings:
+        if isinstance(w, dict):
+            if w["level"] != "note" and not w["text"].startswith("UNVERIFIED"):
+                print(f"{w['level'].upper()}: {w['text']}", file=file or sys.stdout)
+        else:
+            print(f"WARNING: {w}", file=file or sys.stdout)
 
 
 #: runtimes that already run out of process or in pure Python: a crash cannot take us down
@@ -282,14 +306,15 @@ def print_layers(layers: dict[str, Any], top: int = 10, file: Any = None) -> Non
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from edgeexport import delegates
-    from edgeexport.pipeline import Timer, export_and_optimize
+    from edgeexport.pipeline import Timer, coverage_warnings, export_and_optimize
 
     target = delegates.load_target(args.target)
     result, _ = export_and_optimize(args.model, _options(args, args.target), Timer())
-    cov = target.coverage(result.model, args).to_json()
+    coverage = target.coverage(result.model, args)
+    cov = coverage.to_json()
     if args.json:
-        emit_json({"ok": True, "target": args.target, "coverage": cov})
-        return EXIT_OK
+        return emit_json("inspect", {"ok": True, "target": args.target, "coverage": cov},
+                         EXIT_OK, coverage_warnings(coverage))
     print(f"{args.target}: {cov['delegated_ops']}/{cov['total_ops']} ops delegated in "
           f"{cov['partitions']} partition(s)")
     for fb in cov["fallback"]:
@@ -330,7 +355,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.output:
         np.savez(args.output, **outputs)
     if args.json:
-        emit_json({"ok": True, "runtime": runtime.name, "device": facts["device"],
+        emit_json("run", {"ok": True, "runtime": runtime.name, "device": facts["device"],
                    "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name,
                                    "values": v.ravel()[:16].tolist()} for k, v in outputs.items()}})
     else:
@@ -424,7 +449,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.native:
         rows += _native_bench_rows(out, manifest, args.runs)
     if args.json:
-        emit_json({"ok": True, "bundle": str(out), "latency": rows})
+        emit_json("bench", {"ok": True, "bundle": str(out), "latency": rows})
         return EXIT_OK
     w = max([22] + [len(r["runtime"]) + 2 for r in rows])  # the *-native-aarch64-qemu names
     print(f"{'runtime':<{w}}{'device':<14}{'median ms':>10}{'p90 ms':>10}{'min ms':>10}")
@@ -450,7 +475,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
              "ops_supported": sum(1 for op in matrix if matrix[op].get(n, "no") != "no")}
             for n in names]
     if args.json:
-        emit_json({"targets": info, "ops": matrix, "edge_profile_ops": len(profile.EDGE_PROFILE)})
+        emit_json("targets", {"targets": info, "ops": matrix,
+                              "edge_profile_ops": len(profile.EDGE_PROFILE)})
         return EXIT_OK
     print(f"edge profile: {len(profile.EDGE_PROFILE)} ONNX ops at opset {eir.OPSET}")
     for t in info:
@@ -471,7 +497,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     project = make_app(args.platform, args.bundle, args.output, name=args.name,
                        preprocess=args.preprocess, labels=args.labels)
     if args.json:
-        emit_json({"ok": True, **project.to_json()})
+        emit_json("app", {"ok": True, **project.to_json()})
         return EXIT_OK
     print(f"wrote {project.out}: {args.platform} app '{project.name}' ({project.app_id}), "
           f"{project.files} files, bundle in {project.bundle_dir.relative_to(project.out)}")

@@ -21,6 +21,7 @@ from edgeexport.delegates.base import Artifact, Coverage, ImageInput, Target
 from edgeexport.exporter import ExportResult, InputSpec, export
 from edgeexport.validate import TOLERANCES, ParityResult, Tolerance, check_runtime, decide_verdict
 from edgeexport.validate import noise as noise_mod
+from edgeexport.validate.parity import EmulationCap
 from edgeexport.validate import bundle as bundle_mod
 from edgeexport.validate import manifest as manifest_mod
 from edgeexport.validate.report_html import render
@@ -55,6 +56,8 @@ class ConvertOptions:
     timing_runs: int = 3
     #: replace a previous bundle at OUT (never a folder of other files: see bundle.staging)
     force: bool = False
+    #: caps on parity runs under emulation (qemu): wall seconds, or sample count
+    emulation: EmulationCap = field(default_factory=EmulationCap)
 
 
 @dataclass
@@ -186,8 +189,10 @@ def convert(model: str, out: Path, opts: ConvertOptions,
     result, pass_report = export_and_optimize(model, opts, timer, progress)
     source_model = result.source_model
     target.check_lowerable(result.model)  # fail fast, before quantization and calibration
+    if opts.quantize:
+        progress("quantize", opts.quantize)
     with timer.stage("quantize"):
-        quant_info = _quantize(result, opts)
+        quant_info = _quantize(result, opts, lambda detail: progress("quantize", detail))
     coverage = target.coverage(result.model, opts.target_options)
     expected_source = "pytorch"
 
@@ -231,7 +236,8 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         progress("validate", ", ".join(target.runtimes))
         with timer.stage("validate"):
             parity = [check_runtime(name, artifact.path, samples, expected, tolerance,
-                                    timing_runs=opts.timing_runs)
+                                    timing_runs=opts.timing_runs, emulation=opts.emulation,
+                                    progress=runtime_step(progress, name))
                       for name in target.runtimes]
             parity_entries = bundle_mod.write_parity_tensors(stage / "parity", samples, expected)
         report = build_report(target.name, artifact, coverage, parity, timer, result,
@@ -302,14 +308,20 @@ def judge_by_noise_floor(result: ExportResult, checked: ParitySet, tolerance: To
     return judged, {"block": floor.to_json(judged), "warnings": [warning] if warning else []}
 
 
-def _quantize(result: ExportResult, opts: ConvertOptions) -> dict[str, Any]:
+def runtime_step(progress: Progress, runtime: str) -> Callable[[str], None]:
+    progress("validate", runtime)
+    return lambda detail: progress("validate", f"{runtime}: {detail}")
+
+
+def _quantize(result: ExportResult, opts: ConvertOptions,
+              step: Callable[[str], None]) -> dict[str, Any]:
     if not opts.quantize:
         return {"scheme": None}
     from edgeexport import quantize
 
     return quantize.apply(result, opts.quantize, opts.calibration_data,
                           calibration_method=opts.calibration_method, max_error=opts.max_error,
-                          preprocess=opts.calibration_preprocess)
+                          preprocess=opts.calibration_preprocess, progress=step)
 
 
 def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: list[ParityResult],
@@ -330,7 +342,8 @@ def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: li
         "verdict_reason": reason,
         "passed": verdict == "passed",
         "parity_inputs_unverified": unverified,
-        "warnings": list(quant_info.get("warnings", [])),
+        "warnings": list(quant_info.get("warnings", [])) + coverage_warnings(coverage)
+        + [w for p in rows for w in p["details"].get("warnings", [])],
         "expected_from": expected_source,
         # "direct" (edgeexport's own ATen lowering) or "torch.onnx (why)"; absent for ONNX files
         "lowering": result.model.metadata_props.get("edgeexport.lowering"),
@@ -352,6 +365,11 @@ def add_layer_report(report: dict[str, Any], model: ir.Model, artifact: Artifact
                                             ir_feeds, artifact_feeds, tolerance)
     report["nodes"] = layers.node_strip(model, report["coverage"])
     report["warnings"] = findings.collect(report)
+
+
+def coverage_warnings(coverage: Coverage) -> list[str]:
+    """The coverage notes that are warnings (NNAPI partition splits and the like)."""
+    return [n.removeprefix("WARNING: ") for n in coverage.notes if n.startswith("WARNING: ")]
 
 
 def _all_files(artifact: Artifact) -> list[Path]:

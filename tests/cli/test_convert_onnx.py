@@ -72,7 +72,7 @@ def test_validate_run_and_json(bundle: Path, tmp_path) -> None:
     proc = run_cli("validate", str(bundle), "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["ok"] and {p["runtime"] for p in data["parity"]} == {"onnxruntime", "reference"}
+    assert data["ok"] and {p["runtime"] for p in data["result"]["parity"]} == {"onnxruntime", "reference"}
 
     x = np.random.default_rng(3).standard_normal((1, 3, 64, 64)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -88,7 +88,7 @@ def test_validate_run_and_json(bundle: Path, tmp_path) -> None:
 def test_validate_per_layer_names_layers(bundle: Path) -> None:
     proc = run_cli("validate", str(bundle), "--per-layer", "--json")
     assert proc.returncode == 0, proc.stderr
-    layers = json.loads(proc.stdout)["per_layer"]["onnxruntime"]
+    layers = json.loads(proc.stdout)["result"]["per_layer"]["onnxruntime"]
     assert len(layers["layers"]) > 10 and layers["first_over_tolerance"] is None
 
 
@@ -117,14 +117,14 @@ def test_json_mode_prints_one_document(tmp_path) -> None:
                    "--target", "onnx", "-o", str(tmp_path / "vit"), "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["ok"] and data["report"]["target"] == "onnx"
+    assert data["ok"] and data["result"]["report"]["target"] == "onnx"
     assert proc.stderr.strip() == ""  # no progress bar, no warnings when not on a terminal
 
 
 def test_targets_and_version() -> None:
     proc = run_cli("targets", "--json")
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    data = json.loads(proc.stdout)["result"]
     onnx_ops = {op for op, row in data["ops"].items() if row.get("onnx") != "no"}
     assert "Conv" in onnx_ops and data["edge_profile_ops"] >= 100
     proc = run_cli("--version")
@@ -166,7 +166,7 @@ def test_overwrites_existing_bundle_atomically(bundle: Path, tmp_path) -> None:
 def test_bench_times_every_runtime(bundle: Path) -> None:
     proc = run_cli("bench", str(bundle), "--runs", "3", "--json")
     assert proc.returncode == 0, proc.stderr
-    rows = {r["runtime"]: r for r in json.loads(proc.stdout)["latency"]}
+    rows = {r["runtime"]: r for r in json.loads(proc.stdout)["result"]["latency"]}
     assert set(rows) == {"onnxruntime", "reference"}
     assert all(r["executed"] and r["median_ms"] > 0 for r in rows.values())
 
@@ -177,7 +177,7 @@ def test_convert_onnx_source_compares_with_onnxruntime_on_the_source(tmp_path) -
                    "--no-optimize", "-o", str(src)).returncode == 0
     proc = run_cli("convert", str(src), "--target", "onnx", "-o", str(tmp_path / "b"), "--json")
     assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)["report"]
+    report = json.loads(proc.stdout)["result"]["report"]
     assert report["expected_from"].startswith("onnxruntime on the source")
     assert report["lowering"] is None
     ref = next(p for p in report["parity"] if p["runtime"] == "reference")

@@ -81,7 +81,7 @@ def test_planted_module_in_cwd_is_not_imported(tmp_path: Path) -> None:
     proc = run_cli("convert", "edgeexport.zoo:resnet_small", "--input-shape", "1,3,64,64",
                    "--target", "onnx", "-o", str(tmp_path / "out"), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    parity = {p["runtime"]: p for p in json.loads(proc.stdout)["report"]["parity"]}
+    parity = {p["runtime"]: p for p in json.loads(proc.stdout)["result"]["report"]["parity"]}
     assert parity["onnxruntime"]["executed"] and parity["onnxruntime"]["passed"]
     assert not (tmp_path / "PLANTED_RAN").exists()
     # the same folder with the flag does import it: the check above is live

@@ -107,7 +107,7 @@ def test_random_calibration_warns(cnn, capsys):
     q = fresh(cnn)
     info = quantize.apply(q, "int8", None)
     assert "RANDOM" in info["warnings"][0]
-    assert "RANDOM" in capsys.readouterr().err
+    assert capsys.readouterr().err == ""  # the caller shows it (summary, report.json, --json)
 
 
 def test_accuracy_budget_keeps_layers_float(cnn, tmp_path):

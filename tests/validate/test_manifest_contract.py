@@ -154,7 +154,7 @@ def test_io_layout_nhwc_tflite(tmp_path, monkeypatch) -> None:
     proc = run_cli("validate", str(out), "--per-layer", "--json",
                    env={"EDGEEXPORT_NO_QEMU": "1"})
     assert proc.returncode == 0, proc.stderr
-    layers = json.loads(proc.stdout)["per_layer"]["litert"]
+    layers = json.loads(proc.stdout)["result"]["per_layer"]["litert"]
     assert layers["first_over_tolerance"] is None and len(layers["layers"]) > 5
 
 

@@ -78,7 +78,7 @@ def test_samples_decide_a_random_int8_verdict(tmp_path: Path) -> None:
     proc = run_cli("convert", *MODEL, "--quantize", "int8", "--samples",
                    str(tmp_path / "s.npy"), "--json", "-o", str(out))
     data = json.loads(proc.stdout)
-    report = data["report"]
+    report = data["result"]["report"]
     assert report["parity_inputs"] == f"3 samples of {tmp_path / 's.npy'}"
     assert report["parity_inputs_unverified"] is None
     assert report["verdict"] in ("passed", "failed")

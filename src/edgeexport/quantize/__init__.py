@@ -7,7 +7,6 @@ only), with an accuracy budget that keeps the most sensitive layers float.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ import onnx_ir as ir
 
 from edgeexport import ir as eir
 from edgeexport.errors import UsageError
+from edgeexport.progress import Step, no_step
 from edgeexport.quantize import budget as budget_mod
 from edgeexport.quantize import calibration, embedding, observe, qdq, rewrite, rounding, scaling
 
@@ -40,7 +40,8 @@ def apply(result: Any, scheme: str, calibration_data: str | None = None, **opts:
     """Quantize `result.model` (an ExportResult's IR) in place.
 
     opts: calibration_method (minmax|percentile|entropy|mse), max_error ('cosine=0.995',
-    'top1=1', 'rel=0.02'), preprocess (image folder spec), max_samples, percentile, quiet,
+    'top1=1', 'rel=0.02'), preprocess (image folder spec), max_samples, percentile, progress
+    (a Step: called with each sub-step's text, e.g. 'calibration sample 3/100'),
     channel_scaling (int8: True, False or the largest factor; see scaling.py), embedding_tables
     (int8 and dynamic-int8: constant lookup tables stored int8, default True; see embedding.py).
     """
@@ -74,9 +75,10 @@ def apply(result: Any, scheme: str, calibration_data: str | None = None, **opts:
 def _static_int8(result: Any, calibration_data: str | None, *,
                  calibration_method: str | None = None, max_error: Any = None,
                  preprocess: str | None = None, max_samples: int | None = 100,
-                 percentile: float = 99.999, quiet: bool = False,
+                 percentile: float = 99.999, progress: Step = no_step,
                  channel_scaling: float | bool = True, embedding_tables: bool = True, **_: Any
                  ) -> dict[str, Any]:
+    # (warnings go into the returned report's "warnings"; the caller shows them)
     from edgeexport.exporter import integer_input_ranges
 
     method = calibration_method or DEFAULT_METHOD
@@ -87,9 +89,6 @@ def _static_int8(result: Any, calibration_data: str | None, *,
     model: ir.Model = result.model
     calib = calibration.load(calibration_data, result.inputs, preprocess=preprocess,
                              max_samples=max_samples, int_high=integer_input_ranges(model))
-    if calib.warnings and not quiet:
-        for w in calib.warnings:
-            print(f"edgeexport: WARNING: {w}", file=sys.stderr)
     float_model = clone(model)
     t0 = time.perf_counter()
     _check_feeds(float_model, calib)
@@ -99,6 +98,7 @@ def _static_int8(result: Any, calibration_data: str | None, *,
     full_plan = qdq.plan(float_model)
     channel_weights = qdq.consumer_weights(full_plan)
     if channel_scaling:
+        progress("channel scaling")
         max_scale = scaling.MAX_SCALE if channel_scaling is True else float(channel_scaling)
         factors: dict[str, np.ndarray] = {}
         scaled = scaling.apply(float_model, calib.samples, max_scale, applied=factors)
@@ -111,7 +111,12 @@ def _static_int8(result: Any, calibration_data: str | None, *,
     means: dict[str, np.ndarray] = {}
     patches = _patch_stats(full_plan)
 
+    seen = 0
+
     def extra(outs: dict[str, np.ndarray]) -> None:
+        nonlocal seen
+        seen += 1
+        progress(f"calibration sample {seen}/{len(calib.samples)}")
         for name, stats in patches.items():
             if name[1] in outs:
                 stats.update(outs[name[1]])
@@ -137,7 +142,12 @@ def _static_int8(result: Any, calibration_data: str | None, *,
 
     noise_weight = None
     if histograms:
+        trials = 0
+
         def error(trial: dict[str, tuple[float, float]]) -> float:
+            nonlocal trials
+            trials += 1
+            progress(f"range search {trials}/{len(NOISE_WEIGHTS) + 2 * SEGMENTS} (at most)")
             got = observe.float_outputs(build(set(), trial)[0], eval_samples, out_names)
             return _relative_error(expected, got)
 
@@ -154,25 +164,31 @@ def _static_int8(result: Any, calibration_data: str | None, *,
 
         evaluations = 0
 
-        def evaluate(keep_float: set[str], by: budget_mod.Budget = budget) -> float:
+        def evaluate(keep_float: set[str], by: budget_mod.Budget = budget,
+                     searching: bool = True) -> float:
             nonlocal evaluations
             evaluations += 1
+            if searching:
+                progress(f"budget search step {evaluations}: {len(keep_float)} layers float")
             nodes = set().union(*(layers[k] for k in keep_float)) if keep_float else set()
             m, _, _ = build(nodes)
             got = observe.float_outputs(m, eval_samples, out_names)
             return budget_mod.score(by, expected, got)
 
         chosen, reasons, base, final = budget_mod.search(
-            budget, lambda: _rank_layers(rank_by, layers, lambda k: evaluate(k, rank_by)),
+            budget, lambda: _rank_layers(rank_by, layers, lambda k: evaluate(k, rank_by, False),
+                                         progress),
             evaluate)
         float_nodes = set().union(*(layers[k] for k in chosen)) if chosen else set()
         budget_info = {"budget": budget.describe(), "all_int8": round(base, 6),
                        "final": round(final, 6), "met": budget.holds(final),
                        "evaluated_on": len(eval_samples),
                        "models_evaluated": evaluations}
+    progress("building the int8 model")
     qmodel, plan, inserted = build(float_nodes)
     _replace_graph(model, qmodel)
     tables = _tables(model) if embedding_tables else []
+    progress("per-layer error vs float")
     per_layer = _per_layer(float_model, model, plan, inserted, eval_samples[:2])
     got = observe.float_outputs(model, eval_samples, out_names)
     overall = {}
@@ -185,8 +201,6 @@ def _static_int8(result: Any, calibration_data: str | None, *,
             f"on {len(eval_samples)} calibration samples): keep the sensitive layers float with "
             "--max-error cosine=0.99, or use dynamic-int8 (transformer encoders, whose outlier "
             "channels per-tensor int8 cannot hold)")
-        if not quiet:
-            print(f"edgeexport: WARNING: {warnings[-1]}", file=sys.stderr)
     report: dict[str, Any] = {
         "calibration": {"source": calib.source, "samples": len(calib.samples),
                         "method": method, "seconds": round(calib_seconds, 3),
@@ -257,12 +271,13 @@ def _relative_error(expected: list[dict[str, np.ndarray]], got: list[dict[str, n
 
 
 def _rank_layers(budget: budget_mod.Budget, layers: dict[str, set[str]],
-                 evaluate: Any) -> list[tuple[str, str]]:
+                 evaluate: Any, progress: Step = no_step) -> list[tuple[str, str]]:
     """Layers by measured sensitivity: the model is evaluated with each one alone kept float
     (int8 everywhere else); the layers whose float copy helps most come first."""
     base = evaluate(set())
     scored = []
-    for layer in layers:
+    for i, layer in enumerate(layers, 1):
+        progress(f"sensitivity ranking {i}/{len(layers)}")
         v = evaluate({layer})
         gain = v - base if budget.higher_is_better else base - v
         scored.append((-gain, layer, f"kept float alone it moves {budget.metric} "

@@ -31,24 +31,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_quantize(args: argparse.Namespace) -> int:
     from edgeexport import ir as eir
     from edgeexport import passes, quantize
+    from edgeexport.cli import emit_json
     from edgeexport.exporter import export, parse_input_spec
+    from edgeexport.progress import StageProgress
 
     out = Path(args.output)
     if out.suffix != ".onnx":
         raise UsageError(f"{out}: the output of quantize is an .onnx file")
-    result = export(args.model, input_specs=[parse_input_spec(s) for s in args.input_shape])
-    if not args.no_optimize:
-        passes.optimize(result.model)
-    info = quantize.apply(result, args.scheme, args.calibration_data,
-                          calibration_method=args.calibration_method, max_error=args.max_error,
-                          preprocess=args.preprocess, quiet=getattr(args, "json", False))
+    as_json = getattr(args, "json", False)
+    progress = StageProgress(not as_json, stages=("export", "passes", "quantize"))
+    try:
+        progress("export", args.model)
+        result = export(args.model, input_specs=[parse_input_spec(s) for s in args.input_shape])
+        if not args.no_optimize:
+            progress("passes", "optimize")
+            passes.optimize(result.model)
+        progress("quantize", args.scheme)
+        info = quantize.apply(result, args.scheme, args.calibration_data,
+                              calibration_method=args.calibration_method,
+                              max_error=args.max_error, preprocess=args.preprocess,
+                              progress=progress.step("quantize"))
+    finally:
+        progress.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     eir.save(result.model, out)
     if args.report:
         eir.write_atomic(args.report, json.dumps(info, indent=2, default=str).encode())
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": True, "output": str(out), "quantization": info}, indent=2,
-                         default=str))
+    if as_json:
+        emit_json("quantize", {"ok": True, "output": str(out), "quantization": info}, 0,
+                  info.get("warnings", []))
     else:
         print(summary(out, info))
     return 0
@@ -65,13 +76,14 @@ def summary(out: Path, info: dict) -> str:
         lines.append(f"  vs float: cosine {vs.get('cosine')}, top-1 {vs.get('top1')}")
         for layer in info.get("layers_float", []):
             lines.append(f"  kept float: {layer['node']} ({layer['op']}): {layer['reason']}")
-        for w in info.get("warnings", []):
-            lines.append(f"  WARNING: {w}")
+    for w in info.get("warnings", []):
+        lines.append(f"  WARNING: {w}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m edgeexport.quantize.cli ...`: the subcommand on its own (same exit codes)."""
+    from edgeexport.cli import _fail
     from edgeexport.errors import EdgeExportError
 
     parser = argparse.ArgumentParser(prog="edgeexport quantize")
@@ -81,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return cmd_quantize(args)
     except EdgeExportError as exc:
-        print(f"edgeexport: error: {exc}", file=sys.stderr)
+        _fail(str(exc), exc.exit_code, "quantize" if args.json else None)
         return exc.exit_code
 
 

@@ -9,7 +9,7 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -54,17 +54,61 @@ class ParityResult:
         }
 
 
+@dataclass
+class EmulationCap:
+    """Bounds on parity runs under emulation (rpi's qemu aarch64 runs a Whisper-tiny-sized
+    encoder for minutes a sample): the first sample always runs, then only as many more as fit
+    in `max_seconds` (estimated from the first) and at most `samples` in all."""
+    max_seconds: float | None = None
+    samples: int | None = None
+
+    def limit(self, first_s: float, total: int) -> int:
+        """How many of `total` samples to run when the first took `first_s` seconds."""
+        n = total if self.samples is None else max(1, min(total, self.samples))
+        if self.max_seconds is not None and first_s > 0:
+            n = max(1, min(n, int(self.max_seconds // first_s)))
+        return n
+
+
+def add_emulation_arguments(p: Any) -> None:
+    """--max-emulated-seconds / --emulated-samples for the commands that check parity."""
+    p.add_argument("--max-emulated-seconds", type=float, metavar="S",
+                   help="bound parity runs on emulated runtimes (qemu) to about S seconds: "
+                        "the first sample runs, then as many as the estimate lets fit")
+    p.add_argument("--emulated-samples", type=int, metavar="N",
+                   help="check at most N parity samples on emulated runtimes")
+
+
+def emulation_cap(args: Any) -> EmulationCap:
+    from edgeexport.errors import UsageError
+
+    seconds, count = getattr(args, "max_emulated_seconds", None), \
+        getattr(args, "emulated_samples", None)
+    if (seconds is not None and seconds <= 0) or (count is not None and count < 1):
+        raise UsageError("--max-emulated-seconds and --emulated-samples must be positive")
+    return EmulationCap(seconds, count)
+
+
 def check_runtime(name: str, artifact: Path, samples: list[dict[str, np.ndarray]],
                   expected: list[dict[str, np.ndarray]], tolerance: Tolerance, *,
-                  load_options: dict[str, Any] | None = None, timing_runs: int = 3) -> ParityResult:
-    """Execute one runtime on every sample and compare with the expected outputs."""
+                  load_options: dict[str, Any] | None = None, timing_runs: int = 3,
+                  emulation: EmulationCap | None = None,
+                  progress: Callable[[str], None] | None = None) -> ParityResult:
+    """Execute one runtime on every sample and compare with the expected outputs.
+    `progress` sees each step's text (loading, sample i/N, the emulation estimate)."""
+    step = progress or (lambda detail: None)
     runtime = runtimes.get(name)
     reason = runtime.unavailable_reason()
     if reason is not None:
         return ParityResult(name, False, reason, tolerance=tolerance)
     try:
+        step("loading")
         session = runtime.load(artifact, **(load_options or {}))
-        outputs = [session.run(feeds) for feeds in samples]
+        outputs, cap = _run_samples(session, samples, emulation or EmulationCap(), step,
+                                    timing_runs)
+        if cap is not None:
+            samples, expected = samples[:len(outputs)], expected[:len(outputs)]
+            timing_runs = min(timing_runs, cap["timing_runs"])
     except Exception as exc:  # a runtime that fails to run the artifact is a parity failure
         msg = str(exc).strip().splitlines()
         return ParityResult(name, True, f"failed to run: {msg[0][:300] if msg else exc!r}",
@@ -90,10 +134,19 @@ def check_runtime(name: str, artifact: Path, samples: list[dict[str, np.ndarray]
         tops = [s for k, s in stats.items() if "top1_agreement" in judged[k]]
         top1 = merge(tops).top1_agreement if tops else None
         violations += tolerance.violations(replace(total, top1_agreement=top1))
+    if timing_runs:
+        step(f"timing ({timing_runs} runs)")
     latency = _median_latency(session, samples[0], timing_runs) if timing_runs else None
+    details = dict(getattr(session, "details", {}))
+    if cap is not None:
+        details["emulation_cap"] = cap
+        if cap["samples_checked"] < cap["samples_total"]:
+            details["warnings"] = [f"{name}: parity checked on {cap['samples_checked']} of "
+                                   f"{cap['samples_total']} samples under emulation (estimated "
+                                   f"{cap['estimate_s']:.0f} s for all; see "
+                                   "--max-emulated-seconds / --emulated-samples)"]
     return ParityResult(name, True, None, session.device, total, stats, not violations,
-                        violations, tolerance, latency, dict(getattr(session, "details", {})),
-                        judged)
+                        violations, tolerance, latency, details, judged)
 
 
 def judged_by(tolerance: Tolerance, rank: int, stats: ErrorStats) -> list[str]:
@@ -104,6 +157,36 @@ def judged_by(tolerance: Tolerance, rank: int, stats: ErrorStats) -> list[str]:
     if tolerance.judges_top1(rank) and stats.top1_agreement is not None:
         out.append("top1_agreement")
     return out
+
+
+def _run_samples(session: Any, samples: list[dict[str, np.ndarray]], cap: EmulationCap,
+                 step: Callable[[str], None], timing_runs: int
+                 ) -> tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]:
+    """Every sample's outputs; under emulation the first sample's time gives an estimate of
+    the rest (shown, and bounded by `cap`), returned as the record for report.json."""
+    emulated = bool(getattr(session, "details", {}).get("emulated"))
+    total, outputs, record, note = len(samples), [], None, ""
+    t0 = time.perf_counter()
+    for i, feeds in enumerate(samples):
+        step(f"sample {i + 1}/{total}{note}")
+        outputs.append(session.run(feeds))
+        if i == 0 and emulated:
+            first = time.perf_counter() - t0
+            n = cap.limit(first, total)
+            timing = timing_runs if cap.max_seconds is None else \
+                max(0, min(timing_runs, int(cap.max_seconds // max(first, 1e-9)) - n))
+            record = {"first_sample_s": round(first, 3), "samples_total": total,
+                      "samples_checked": n, "estimate_s": round(first * (total + timing_runs), 1),
+                      "max_seconds": cap.max_seconds, "max_samples": cap.samples,
+                      "timing_runs": timing}
+            # the estimate stays on the line while the remaining samples run
+            note = (f" (emulated {first:.1f} s each, all {total}: ~{record['estimate_s']:.0f} s"
+                    + (f", capped at {n})" if n < total else ")"))
+            step(f"sample 1/{total}{note}")
+            total = n
+        if i + 1 >= total:
+            break
+    return outputs, record
 
 
 #: a row within tolerance whose inputs cannot verify the artifact (see decide_verdict)

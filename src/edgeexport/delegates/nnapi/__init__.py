@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import onnx_ir as ir
 
@@ -88,8 +87,7 @@ class NnapiTarget(TfliteTarget):
                    "between NNAPI and the CPU copies tensors, and such models often run slower "
                    "on the accelerator than on the CPU. See the fallback list for the ops to "
                    "change or raise --android-api.")
-            notes.append(msg)
-            print(f"edgeexport: nnapi: {msg}", file=sys.stderr)
+            notes.append(msg)  # (a warning in report.json and the summary: not on stderr)
         return Coverage(total, delegated, partitions, fallback, notes)
 
 
