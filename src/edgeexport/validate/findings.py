@@ -28,6 +28,8 @@ def collect(report: dict[str, Any]) -> list[dict[str, str]]:
             add("error", "parity", f"{p['runtime']} FAILED: {'; '.join(p.get('violations', []))}")
         elif not p.get("executed"):
             add("warning", "runtime", f"{p['runtime']} was not executed: {p.get('reason')}")
+        for w in (p.get("details") or {}).get("warnings", []):  # e.g. an emulation cap
+            add("warning", "runtime", w)
         if (p.get("details") or {}).get("emulated"):
             add("note", "latency", f"{p['runtime']} ran under emulation: its latency "
                 f"({p.get('latency_ms')} ms) is not the device's speed")
