@@ -48,7 +48,7 @@ def collect(report: dict[str, Any]) -> list[dict[str, str]]:
         if bad:
             add("warning", "per-layer", f"{name}: first layer over tolerance is {bad['node']} "
                 f"({bad['op']}{', ' + bad['module'] if bad.get('module') else ''}), "
-                f"max_rel_err {bad['max_rel_err']:.3g}")
+                f"max_rel_err {_g(bad['max_rel_err'])}")
     if layers and not layers.get("computed", True):
         add("note", "per-layer", f"per-layer comparison skipped: {layers.get('reason')}")
     lowering = report.get("lowering")
@@ -76,3 +76,8 @@ def _quantization(q: dict[str, Any], add: Any) -> None:
     if q.get("layers_float"):
         add("note", "quantization", f"{len(q['layers_float'])} layer(s) kept float to meet the "
             "accuracy budget")
+
+
+def _g(x: object) -> str:
+    """A number to 3 digits; a report writes non-finite ones as strings ("nan", "inf")."""
+    return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
