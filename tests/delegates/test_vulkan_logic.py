@@ -28,7 +28,7 @@ def _ints(*shape: int) -> np.ndarray:
     return RNG.integers(-3, 4, shape).astype(np.int64)
 
 
-def _model(nodes: list, inputs: dict[str, np.ndarray], out_type: int = B) -> onnx.ModelProto:
+def _model(nodes: list, inputs: dict[str, np.ndarray]) -> onnx.ModelProto:
     """`nodes` end in 'r'; a Cast to float makes it the output 'y'."""
     vi = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
           for n, a in inputs.items()]
@@ -61,6 +61,9 @@ CASES = {
                        {"a": _ints(2, 8), "z": _ints(2, 8)}),
     "LessOrEqual": ([helper.make_node("LessOrEqual", ["a", "z"], ["r"])],
                     {"a": _ints(2, 8), "z": _ints(2, 8)}),
+    # integer arithmetic that float blobs hold exactly (RoBERTa's/DeBERTa's position ids)
+    "Mul-int": ([helper.make_node("Mul", ["a", "z"], ["p"]),
+                 helper.make_node("Sub", ["p", "a"], ["r"])], {"a": _ints(2, 8), "z": _ints(2, 8)}),
     # the safe softmax guard: IsInf(-inf) -> float -> (ReduceMin) -> Cast to bool of 0/1 floats
     "IsInf": ([helper.make_node("IsInf", ["x"], ["i"], detect_positive=0),
                helper.make_node("Cast", ["i"], ["f"], to=F), _cast_bool("f", "r")],
@@ -107,3 +110,6 @@ def test_float_comparison_and_float_to_bool_are_refused_with_the_reason() -> Non
     assert reason is not None and "float values" in reason
     reason = REGISTRY.why_not(_node([_cast_bool("x", "r")], x, "Cast"))
     assert reason is not None and "0/1" in reason
+    i = {"x": _ints(1, 4), "w": _ints(1, 4)}
+    reason = REGISTRY.why_not(_node([helper.make_node("Div", ["x", "w"], ["r"])], i, "Div"))
+    assert reason is not None and "integer Div" in reason

@@ -28,9 +28,14 @@ def _check_binary(node: ir.Node, ctx: object) -> str | None:
         return "both operands are constant (constant folding should have removed it)"
     for v in node.inputs:
         if v.dtype is not None and v.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16) \
-                and const_array(v) is None:
-            return f"integer arithmetic ({v.dtype.name}) has no ncnn equivalent"
+                and const_array(v) is None and node.op_type not in _EXACT_ON_INTEGERS:
+            return (f"integer {node.op_type} ({v.dtype.name}) has no ncnn equivalent (float "
+                    "division and powers do not round like integer ones)")
     return None
+
+
+#: integer results that ncnn's float blobs hold exactly (below 2**24, e.g. position ids)
+_EXACT_ON_INTEGERS = ("Add", "Sub", "Mul", "Max", "Min")
 
 
 @REGISTRY.op(*_BINARY, check=check_all(static, _check_binary),
