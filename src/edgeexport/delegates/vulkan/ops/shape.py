@@ -151,8 +151,8 @@ def emit_split(node: ir.Node, ctx: EmitContext) -> None:
         ctx.define(o, name, x.kept)
 
 
-def _slice_args(node: ir.Node) -> tuple[list[int], list[int], list[int]] | None:
-    """(axes, starts, ends) clamped to the input shape, for step-1 slices with constants."""
+def _slice_args(node: ir.Node) -> tuple[list[int], list[int], list[int], list[int]] | None:
+    """(axes, starts, ends, steps) clamped to the input shape, for constant positive steps."""
     shape = shape_of(node.inputs[0])
     starts, ends = input_const(node, 1), input_const(node, 2)
     if starts is None or ends is None:
@@ -161,7 +161,7 @@ def _slice_args(node: ir.Node) -> tuple[list[int], list[int], list[int]] | None:
         else np.arange(len(starts))
     steps = input_const(node, 4) if len(node.inputs) > 4 and node.inputs[4] is not None \
         else np.ones(len(starts), np.int64)
-    if axes is None or steps is None or np.any(steps != 1):
+    if axes is None or steps is None or np.any(steps < 1):
         return None
     out_axes, out_starts, out_ends = [], [], []
     for a, s, e in zip(axes, starts, ends):
@@ -173,12 +173,25 @@ def _slice_args(node: ir.Node) -> tuple[list[int], list[int], list[int]] | None:
         out_axes.append(a)
         out_starts.append(s)
         out_ends.append(e)
-    return out_axes, out_starts, out_ends
+    return out_axes, out_starts, out_ends, [int(k) for k in steps]
+
+
+def _rows(d: int, s: int, e: int, k: int) -> tuple[int, int] | None:
+    """x[s:e:k] on an axis of size d as whole rows of k: (first row, row count) of the
+    (d // k, k) view whose column s % k is taken; None when the last row is incomplete."""
+    n = max(0, -(-(e - s) // k))
+    return (s // k, n) if n > 0 and (s // k + n) * k <= d else None
 
 
 def _check_slice(node: ir.Node, ctx: object) -> str | None:
-    if _slice_args(node) is None:
-        return "Slice needs constant starts/ends/axes, step 1"
+    args = _slice_args(node)
+    if args is None:
+        return "Slice needs constant starts/ends/axes and positive steps"
+    shape = shape_of(node.inputs[0])
+    for a, s, e, k in zip(*args):
+        if k > 1 and _rows(shape[a], s, e, k) is None:
+            return (f"strided Slice {s}:{e}:{k} of an axis of {shape[a]}: mapped as whole rows "
+                    "of the step (Reshape + Crop), and its last row is incomplete")
     return None
 
 
@@ -212,10 +225,39 @@ def crop(node: ir.Node, ctx: EmitContext, x: Blob, axes: list[int], starts: list
         ctx.reshaped_as(output, blob)
 
 
-@REGISTRY.op("Slice", check=check_all(static, _check_slice), conditions="constant, step 1")
+def _strided(node: ir.Node, ctx: EmitContext, x: Blob, a: int, s: int, e: int, k: int) -> Blob:
+    """x[..., s:e:k, ...] on IR axis a: seen as (before, d // k, k, after), ncnn crops the
+    rows and one column (its Crop has no step); the elements stay in IR order."""
+    d = x.shape[a]
+    first, n = _rows(d, s, e, k)
+    before, after = int(np.prod(x.shape[:a])), int(np.prod(x.shape[a + 1:]))
+    if d % k:  # the incomplete last row is never selected: crop it away first
+        src = ctx.as_ncnn_shape(x, (before, d, after), f"{node.name}_v{a}")
+        tail = ctx.unique(f"{node.outputs[0].name}_tail{a}")
+        ctx.add("Crop", f"{node.name}_tail{a}", [src], [tail], {9: [0], 10: [d - d % k], 11: [1]})
+        x = Blob(tail, None, x.shape, (before, d - d % k, after))
+    view = (before, (d - d % k) // k, k, after)
+    src = ctx.as_ncnn_shape(x, view, f"{node.name}_rows{a}")
+    name = ctx.unique(f"{node.outputs[0].name}_step{a}")
+    ctx.add("Crop", f"{node.name}_step{a}", [src], [name],
+            {9: [first, s % k], 10: [first + n, s % k + 1], 11: [1, 2]})
+    shape = list(x.shape)
+    shape[a] = n
+    return Blob(name, None, tuple(shape), (before, n, 1, after))
+
+
+@REGISTRY.op("Slice", check=check_all(static, _check_slice),
+             conditions="constant; a step > 1 as whole rows of the step")
 def emit_slice(node: ir.Node, ctx: EmitContext) -> None:
-    axes, starts, ends = _slice_args(node)
-    crop(node, ctx, ctx.blob(node.inputs[0]), axes, starts, ends, node.outputs[0])
+    axes, starts, ends, steps = _slice_args(node)
+    x = ctx.blob(node.inputs[0])
+    if all(k == 1 for k in steps):
+        crop(node, ctx, x, axes, starts, ends, node.outputs[0])
+        return
+    for a, s, e, k in zip(axes, starts, ends, steps):
+        if k > 1 or (s, e) != (0, x.shape[a]):
+            x = _strided(node, ctx, x, a, s, e, k)
+    ctx.reshaped_as(node.outputs[0], x)
 
 
 def _check_gather(node: ir.Node, ctx: object) -> str | None:
