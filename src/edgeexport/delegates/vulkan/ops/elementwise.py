@@ -21,11 +21,18 @@ _UNARY = {"Abs": 0, "Neg": 1, "Floor": 2, "Ceil": 3, "Sqrt": 5, "Exp": 7, "Log":
           "Round": 18}
 
 
-def _check_binary(node: ir.Node, ctx: object) -> str | None:
+def two_operands(node: ir.Node) -> str | None:
+    """Why a binary node is not mapped: not two inputs, or both constant."""
     if len(node.inputs) != 2:
         return f"{node.op_type} with {len(node.inputs)} inputs is not mapped (2 expected)"
     if all(const_array(v) is not None for v in node.inputs):
         return "both operands are constant (constant folding should have removed it)"
+    return None
+
+
+def _check_binary(node: ir.Node, ctx: object) -> str | None:
+    if two_operands(node):
+        return two_operands(node)
     for v in node.inputs:
         if v.dtype is not None and v.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16) \
                 and const_array(v) is None and node.op_type not in _EXACT_ON_INTEGERS:

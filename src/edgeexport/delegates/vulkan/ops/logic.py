@@ -13,7 +13,8 @@ import onnx_ir as ir
 
 from edgeexport.delegates.vulkan.context import EmitContext, const_array
 from edgeexport.delegates.vulkan.ops._common import check_all, static
-from edgeexport.delegates.vulkan.ops.elementwise import ADD, MAX, MUL, RSUB, SUB, binary_layer
+from edgeexport.delegates.vulkan.ops.elementwise import (ADD, MAX, MUL, RSUB, SUB, binary_layer,
+                                                        two_operands)
 from edgeexport.delegates.vulkan.registry import REGISTRY
 
 _FLOATS = (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE)
@@ -115,10 +116,8 @@ def emit_and_or(node: ir.Node, ctx: EmitContext) -> None:
 
 
 def _check_compare(node: ir.Node, ctx: object) -> str | None:
-    if len(node.inputs) != 2:
-        return f"{node.op_type} with {len(node.inputs)} inputs (2 expected)"
-    if all(const_array(v) is not None for v in node.inputs):
-        return "both operands are constant (constant folding should have removed it)"
+    if two_operands(node):
+        return two_operands(node)
     for v in node.inputs:
         if not _integral(v):
             return (f"{node.op_type} of float values: ncnn has no compare layer (mapped for "
