@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from edgeexport.delegates.vulkan import REGISTRY
 from edgeexport.delegates.vulkan.emit import emit_model
@@ -17,6 +17,7 @@ from tests.conftest import require_vulkan
 
 RNG = np.random.default_rng(1)
 B, I64, F = TensorProto.BOOL, TensorProto.INT64, TensorProto.FLOAT
+TABLE = RNG.uniform(-2, 2, (10, 4)).astype(np.float32)  # an embedding table (initializer)
 RUNTIMES = ["ncnn-cpu", pytest.param("ncnn-vulkan", marks=pytest.mark.vulkan)]
 
 
@@ -33,7 +34,8 @@ def _model(nodes: list, inputs: dict[str, np.ndarray]) -> onnx.ModelProto:
     vi = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
           for n, a in inputs.items()]
     nodes = nodes + [helper.make_node("Cast", ["r"], ["y"], to=F)]
-    graph = helper.make_graph(nodes, "logic", vi, [helper.make_tensor_value_info("y", F, None)])
+    graph = helper.make_graph(nodes, "logic", vi, [helper.make_tensor_value_info("y", F, None)],
+                              [numpy_helper.from_array(TABLE, "table")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     return onnx.shape_inference.infer_shapes(proto, strict_mode=True)
 
@@ -64,6 +66,10 @@ CASES = {
     # integer arithmetic that float blobs hold exactly (RoBERTa's/DeBERTa's position ids)
     "Mul-int": ([helper.make_node("Mul", ["a", "z"], ["p"]),
                  helper.make_node("Sub", ["p", "a"], ["r"])], {"a": _ints(2, 8), "z": _ints(2, 8)}),
+    # RoBERTa's position ids: an embedding of ids computed in the graph (a one-hot product)
+    "Gather-computed-ids": ([helper.make_node("Add", ["a", "z"], ["p"]),
+                             helper.make_node("Gather", ["table", "p"], ["r"])],
+                            {"a": RNG.integers(0, 5, (1, 6)), "z": RNG.integers(0, 5, (1, 6))}),
     # the safe softmax guard: IsInf(-inf) -> float -> (ReduceMin) -> Cast to bool of 0/1 floats
     "IsInf": ([helper.make_node("IsInf", ["x"], ["i"], detect_positive=0),
                helper.make_node("Cast", ["i"], ["f"], to=F), _cast_bool("f", "r")],

@@ -266,6 +266,10 @@ def _check_gather(node: ir.Node, ctx: object) -> str | None:
     if data is not None and idx is None:
         if data.ndim != 2 or axis != 0:
             return "a constant table is only gathered as an embedding (2-D, axis 0)"
+        if not node.inputs[1].is_graph_input() and data.shape[0] > ONE_HOT_MAX:
+            return (f"an embedding of {data.shape[0]} rows with ids computed in the graph: ncnn's "
+                    f"Embed reads ids from a model input only, and a one-hot product is used up "
+                    f"to {ONE_HOT_MAX} rows")
         return None
     if idx is None:
         return "Gather of runtime data needs constant indices"
@@ -280,13 +284,13 @@ def _check_gather(node: ir.Node, ctx: object) -> str | None:
 def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
     data, idx = const_array(node.inputs[0]), const_array(node.inputs[1])
     if data is not None:  # embedding: ncnn's Embed reads the ids blob as int32
-        if not node.inputs[1].is_graph_input():
-            raise ConversionError(f"Gather '{node.name}': ncnn's Embed needs the ids straight "
-                                  "from a model input (ncnn blobs computed in the graph are float)")
-        ctx.int_inputs.add(node.inputs[1].name)
         scales = table_scales(node)  # an int8 table: its DequantizeLinear is folded in
         if scales is not None:
             data = data.astype(np.float32) * scales
+        if not node.inputs[1].is_graph_input():
+            _one_hot_embedding(node, ctx, data)
+            return
+        ctx.int_inputs.add(node.inputs[1].name)
         ids = ctx.blob(node.inputs[1])
         n = int(np.prod(ids.shape)) if ids.shape else 1
         vocab, dim = data.shape
@@ -305,3 +309,28 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
         ctx.reshaped_as(node.outputs[0], x)
         return
     crop(node, ctx, x, [axis], [int(flat[0])], [int(flat[-1]) + 1], node.outputs[0])
+
+
+#: the largest table gathered with computed ids as a one-hot product (it costs ids x rows x dim)
+ONE_HOT_MAX = 4096
+
+
+def _one_hot_embedding(node: ir.Node, ctx: EmitContext, table: np.ndarray) -> None:
+    """table[ids] for ids computed in the graph (float blobs, e.g. RoBERTa's position ids):
+    one_hot = 1 - clip(|ids - arange(rows)|, 0, 1), exact for whole ids, then one_hot @ table
+    as an InnerProduct (each output is one table row times 1 plus zeros)."""
+    from edgeexport.delegates.vulkan.ops.linear import inner_product
+
+    ids = ctx.blob(node.inputs[1])
+    n = int(np.prod(ids.shape)) if ids.shape else 1
+    rows = table.shape[0]
+    col = ctx.as_ncnn_shape(ids, (n, 1), node.name + "_ids")
+    arange = ctx.constant_blob(node.name + "_rows", np.arange(rows, dtype=np.float32), (1, rows))
+    base = node.outputs[0].name
+    diff, mag, near, hot = (ctx.unique(f"{base}_{s}") for s in ("diff", "abs", "clip", "hot"))
+    ctx.add("BinaryOp", f"{node.name}_diff", [col, arange], [diff], {0: 1})  # SUB
+    ctx.add("UnaryOp", f"{node.name}_abs", [diff], [mag], {0: 0})  # ABS
+    ctx.add("Clip", f"{node.name}_clip", [mag], [near], {0: 0.0, 1: 1.0})
+    ctx.add("BinaryOp", f"{node.name}_hot", [near], [hot], {0: 7, 1: 1, 2: 1.0})  # RSUB: 1 - x
+    weight = np.ascontiguousarray(np.asarray(table, np.float32).T)  # (dim, rows)
+    inner_product(node, ctx, Blob(hot, (0, 1), (n, rows)), n, weight, None, node.outputs[0])
