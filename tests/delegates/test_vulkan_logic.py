@@ -35,7 +35,8 @@ def _model(nodes: list, inputs: dict[str, np.ndarray]) -> onnx.ModelProto:
           for n, a in inputs.items()]
     nodes = nodes + [helper.make_node("Cast", ["r"], ["y"], to=F)]
     graph = helper.make_graph(nodes, "logic", vi, [helper.make_tensor_value_info("y", F, None)],
-                              [numpy_helper.from_array(TABLE, "table")])
+                              [numpy_helper.from_array(TABLE, "table"),
+                               numpy_helper.from_array(np.array([-1], np.int64), "last")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     return onnx.shape_inference.infer_shapes(proto, strict_mode=True)
 
@@ -70,6 +71,12 @@ CASES = {
     "Gather-computed-ids": ([helper.make_node("Add", ["a", "z"], ["p"]),
                              helper.make_node("Gather", ["table", "p"], ["r"])],
                             {"a": RNG.integers(0, 5, (1, 6)), "z": RNG.integers(0, 5, (1, 6))}),
+    # RoBERTa's input_ids: both embedded and compared with the padding id
+    "Gather-shared-ids": ([helper.make_node("Gather", ["table", "ids"], ["g"]),
+                           helper.make_node("Cast", ["ids"], ["f"], to=F),
+                           helper.make_node("Unsqueeze", ["f", "last"], ["u"]),
+                           helper.make_node("Add", ["g", "u"], ["r"])],
+                          {"ids": RNG.integers(0, 10, (1, 6))}),
     # the safe softmax guard: IsInf(-inf) -> float -> (ReduceMin) -> Cast to bool of 0/1 floats
     "IsInf": ([helper.make_node("IsInf", ["x"], ["i"], detect_positive=0),
                helper.make_node("Cast", ["i"], ["f"], to=F), _cast_bool("f", "r")],

@@ -266,10 +266,10 @@ def _check_gather(node: ir.Node, ctx: object) -> str | None:
     if data is not None and idx is None:
         if data.ndim != 2 or axis != 0:
             return "a constant table is only gathered as an embedding (2-D, axis 0)"
-        if not node.inputs[1].is_graph_input() and data.shape[0] > ONE_HOT_MAX:
-            return (f"an embedding of {data.shape[0]} rows with ids computed in the graph: ncnn's "
-                    f"Embed reads ids from a model input only, and a one-hot product is used up "
-                    f"to {ONE_HOT_MAX} rows")
+        if not _embed_ids(node.inputs[1]) and data.shape[0] > ONE_HOT_MAX:
+            return (f"an embedding of {data.shape[0]} rows with ids computed in the graph (or "
+                    "also read as values): ncnn's Embed reads int32 ids from a model input only, "
+                    f"and a one-hot product is used up to {ONE_HOT_MAX} rows")
         return None
     if idx is None:
         return "Gather of runtime data needs constant indices"
@@ -287,7 +287,7 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
         scales = table_scales(node)  # an int8 table: its DequantizeLinear is folded in
         if scales is not None:
             data = data.astype(np.float32) * scales
-        if not node.inputs[1].is_graph_input():
+        if not _embed_ids(node.inputs[1]):
             _one_hot_embedding(node, ctx, data)
             return
         ctx.int_inputs.add(node.inputs[1].name)
@@ -311,12 +311,20 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
     crop(node, ctx, x, [axis], [int(flat[0])], [int(flat[-1]) + 1], node.outputs[0])
 
 
+def _embed_ids(ids: ir.Value) -> bool:
+    """ncnn's Embed can read these ids: a model input (fed as int32 bits) that only feeds
+    embeddings (a blob is either int32 bits or float values)."""
+    return ids.is_graph_input() and all(u.node.op_type == "Gather" and u.idx == 1
+                                        for u in ids.uses())
+
+
 #: the largest table gathered with computed ids as a one-hot product (it costs ids x rows x dim)
 ONE_HOT_MAX = 4096
 
 
 def _one_hot_embedding(node: ir.Node, ctx: EmitContext, table: np.ndarray) -> None:
-    """table[ids] for ids computed in the graph (float blobs, e.g. RoBERTa's position ids):
+    """table[ids] for ids held as float blobs (computed in the graph, e.g. RoBERTa's position
+    ids, or a model input that other ops also read, e.g. RoBERTa's input_ids):
     one_hot = 1 - clip(|ids - arange(rows)|, 0, 1), exact for whole ids, then one_hot @ table
     as an InnerProduct (each output is one table row times 1 plus zeros)."""
     from edgeexport.delegates.vulkan.ops.linear import inner_product
