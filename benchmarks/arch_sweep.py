@@ -207,8 +207,10 @@ class Cell:
         return self.converted and self.parity == "passed"
 
 
-def run_cell(name: str, module: Any, specs: list[Any], target: str) -> Cell:
-    """Convert one model for one target through the pipeline and read its report."""
+def run_cell(name: str, module: Any, specs: list[Any], target: str,
+             precision: str | None = None) -> Cell:
+    """Convert one model for one target through the pipeline and read its report (float
+    `precision` "fp32"/"fp16", default: the target's own)."""
     from edgeexport.errors import EdgeExportError, UnsupportedOpError
     from edgeexport.exporter.capture import quiet_torch
     from edgeexport.pipeline import ConvertOptions, convert
@@ -218,7 +220,8 @@ def run_cell(name: str, module: Any, specs: list[Any], target: str) -> Cell:
         try:
             with quiet_torch():
                 outcome = convert(module, Path(tmp) / "out", ConvertOptions(
-                    target, input_specs=specs, timing_runs=1))
+                    target, input_specs=specs, timing_runs=1,
+                    target_options=argparse.Namespace(precision=precision)))
         except UnsupportedOpError as exc:
             cell.exported = "failed" if exc.target is None else "?"
             cell.first_failure = f"{exc.op} from {exc.source or '?'}: {exc.reason}"
@@ -244,7 +247,8 @@ def run_cell(name: str, module: Any, specs: list[Any], target: str) -> Cell:
     return cell
 
 
-def sweep(models: list[str], targets: list[str], progress: bool = True) -> list[Cell]:
+def sweep(models: list[str], targets: list[str], progress: bool = True,
+          precision: str | None = None) -> list[Cell]:
     cells = []
     for name in models:
         family, build, specs = MODELS[name]
@@ -256,7 +260,7 @@ def sweep(models: list[str], targets: list[str], progress: bool = True) -> list[
                       for t in targets]
             continue
         for target in targets:
-            cell = run_cell(name, module, specs(), target)
+            cell = run_cell(name, module, specs(), target, precision)
             cells.append(cell)
             if progress:
                 print(f"  {name:<16} {target:<7} {'ok' if cell.ok else 'FAIL':<5} "
@@ -295,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
     ap.add_argument("--json", metavar="PATH", help="also write every cell as JSON here")
     ap.add_argument("--quiet", action="store_true", help="no per-cell progress on stderr")
+    ap.add_argument("--precision", choices=["fp32", "fp16"],
+                    help="float precision of every artifact (default: each target's own)")
     args = ap.parse_args(argv)
     models = args.models.split(",") if args.models else list(MODELS)
     targets = args.targets.split(",")
@@ -304,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(MODELS)}; targets: {', '.join(TARGETS)}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    cells = sweep(models, targets, progress=not args.quiet)
+    cells = sweep(models, targets, progress=not args.quiet, precision=args.precision)
     print(f"architecture sweep: {len(models)} models x {len(targets)} targets in "
           f"{time.perf_counter() - start:.0f} s")
     print(table(cells, targets))

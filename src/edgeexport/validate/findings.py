@@ -54,7 +54,7 @@ def collect(report: dict[str, Any]) -> list[dict[str, str]]:
         if bad:
             add("warning", "per-layer", f"{name}: first layer over tolerance is {bad['node']} "
                 f"({bad['op']}{', ' + bad['module'] if bad.get('module') else ''}), "
-                f"max_rel_err {_num(bad['max_rel_err'])}")
+                f"max_rel_err {_g(bad['max_rel_err'])}")
     if layers and not layers.get("computed", True):
         add("note", "per-layer", f"per-layer comparison skipped: {layers.get('reason')}")
     lowering = report.get("lowering")
@@ -84,6 +84,6 @@ def _quantization(q: dict[str, Any], add: Any) -> None:
             "accuracy budget")
 
 
-def _num(v: Any) -> str:
-    """A statistic as text; non-finite ones reach report.json as strings ("nan", "inf")."""
-    return f"{v:.3g}" if isinstance(v, (int, float)) else str(v)
+def _g(x: object) -> str:
+    """A number to 3 digits; a report writes non-finite ones as strings ("nan", "inf")."""
+    return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)

@@ -20,7 +20,11 @@ def io_tensors(data: bytes) -> dict[str, list[dict[str, Any]]]:
     axis axes_from_ir[j])}."""
     model = fb.Model.GetRootAs(data, 0)
     sub = model.Subgraphs(0)
-    by_tensor = {t: perm for t, perm in read_tensor_map(data).values()}
+    tmap = read_tensor_map(data)
+    # a tensor can hold several IR values (a Transpose absorbed into the layout aliases its
+    # input's tensor with another perm): the value named like the tensor is the one it declares
+    by_tensor = {t: perm for t, perm in tmap.values()}
+    by_tensor.update({t: perm for v, (t, perm) in tmap.items() if v == t})
 
     def describe(index: int) -> dict[str, Any]:
         t = sub.Tensors(index)

@@ -98,7 +98,7 @@ def _conv2d(node: ir.Node, ctx: EmitContext, xin: int, hw: tuple[int, ...], W: n
         if wq is not None:
             ctx.fb.set_version("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", 3)
         return
-    _grouped(node, ctx, xin, W, bias, g, padding, out, act)
+    _grouped(node, ctx, xin, W, bias, g, padding, ctx.output(out, L.channels_last(4)), act)
 
 
 def _bias_quant(bq: dict | None, wq: dict, ctx: EmitContext, node: ir.Node) -> dict:
@@ -109,24 +109,25 @@ def _bias_quant(bq: dict | None, wq: dict, ctx: EmitContext, node: ir.Node) -> d
 
 
 def _grouped(node: ir.Node, ctx: EmitContext, xin: int, W: np.ndarray, bias: np.ndarray,
-             g: dict, padding: str, out: ir.Value, act: int) -> None:
-    """A grouped conv that is not depthwise: SPLIT the channels, one CONV_2D per group, CONCAT.
-    (TFLite's grouped CONV_2D is not implemented by every kernel/delegate.)"""
+             g: dict, padding: str, y: int, act: int) -> None:
+    """A grouped conv that is not depthwise: SPLIT the channels, one CONV_2D per group, CONCAT
+    into the NHWC tensor y. (TFLite's grouped CONV_2D is not implemented by every
+    kernel/delegate.)"""
     group = node.attributes["group"].as_int()
     O = W.shape[0]
     shape = ctx.fb.shape(xin)
     cg = shape[3] // group
-    parts = [ctx.temp(f"{out.name}/in{i}", shape[:3] + [cg], np.float32) for i in range(group)]
+    base = node.outputs[0].name
+    parts = [ctx.temp(f"{base}/in{i}", shape[:3] + [cg], np.float32) for i in range(group)]
     sopt = fb.SplitOptionsT()
     sopt.numSplits = group
     ctx.fb.op("SPLIT", [ctx.int32([3], "axis3"), xin], parts, sopt)
-    y = ctx.output(out, L.channels_last(4))
     oshape = ctx.fb.shape(y)
     og = O // group
     outs = []
     for i in range(group):
         wt = W[i * og:(i + 1) * og].transpose(0, 2, 3, 1)
-        o = ctx.temp(f"{out.name}/g{i}", oshape[:3] + [og], np.float32)
+        o = ctx.temp(f"{base}/g{i}", oshape[:3] + [og], np.float32)
         opt = fb.Conv2DOptionsT()
         opt.padding = _PAD[padding]
         opt.strideH, opt.strideW = g["strides"]
@@ -176,8 +177,8 @@ def _conv1d(node: ir.Node, ctx: EmitContext, W: np.ndarray, bias: np.ndarray | N
         ctx.fb.op("DEPTHWISE_CONV_2D" if dw else "CONV_2D",
                   [x4, ctx.const_tensor(wt, node.inputs[1].name),
                    ctx.const_tensor(bias, node.inputs[1].name + "/bias")], [y4], opt)
-    else:
-        raise NotImplementedError("grouped 1-D convolution")
+    else:  # grouped: one CONV_2D per group, as for 2-D
+        _grouped(node, ctx, x4, W4, bias, g, padding, y4, act)
     y = ctx.output(out, L.channels_last(3))
     ctx.reshape(y4, y)
 

@@ -3,5 +3,5 @@ edgeexport.delegates.vulkan.registry.REGISTRY.
 """
 
 from edgeexport.delegates.vulkan.ops import (  # noqa: F401
-    activation, conv, elementwise, linear, norm, pool, quantize, rearrange, reduce, select, shape,
-    spatial)
+    activation, conv, elementwise, linear, logic, norm, pool, quantize, rearrange, reduce, select,
+    shape, spatial)

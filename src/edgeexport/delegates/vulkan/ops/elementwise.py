@@ -21,22 +21,40 @@ _UNARY = {"Abs": 0, "Neg": 1, "Floor": 2, "Ceil": 3, "Sqrt": 5, "Exp": 7, "Log":
           "Round": 18}
 
 
-def _check_binary(node: ir.Node, ctx: object) -> str | None:
+def two_operands(node: ir.Node) -> str | None:
+    """Why a binary node is not mapped: not two inputs, or both constant."""
     if len(node.inputs) != 2:
         return f"{node.op_type} with {len(node.inputs)} inputs is not mapped (2 expected)"
     if all(const_array(v) is not None for v in node.inputs):
         return "both operands are constant (constant folding should have removed it)"
+    return None
+
+
+def _check_binary(node: ir.Node, ctx: object) -> str | None:
+    if two_operands(node):
+        return two_operands(node)
     for v in node.inputs:
         if v.dtype is not None and v.dtype not in (ir.DataType.FLOAT, ir.DataType.FLOAT16) \
-                and const_array(v) is None:
-            return f"integer arithmetic ({v.dtype.name}) has no ncnn equivalent"
+                and const_array(v) is None and node.op_type not in _EXACT_ON_INTEGERS:
+            return (f"integer {node.op_type} ({v.dtype.name}) has no ncnn equivalent (float "
+                    "division and powers do not round like integer ones)")
     return None
+
+
+#: integer results that ncnn's float blobs hold exactly (below 2**24, e.g. position ids)
+_EXACT_ON_INTEGERS = ("Add", "Sub", "Mul", "Max", "Min")
 
 
 @REGISTRY.op(*_BINARY, check=check_all(static, _check_binary),
              conditions="float operands, numpy broadcasting up to 4 non-batch dims")
 def emit_binary(node: ir.Node, ctx: EmitContext) -> None:
-    op = _BINARY[node.op_type]
+    binary_layer(node, ctx, _BINARY[node.op_type])
+
+
+def binary_layer(node: ir.Node, ctx: EmitContext, op: int, into: str | None = None
+                 ) -> tuple[int, ...]:
+    """One BinaryOp of the node's two inputs; its output is the node's (or the blob `into`, an
+    intermediate that later layers finish). Returns the output's layout."""
     out_shape = tuple(node.outputs[0].shape)
     kept = default_kept(out_shape)
     want = tuple(out_shape[a] for a in kept)
@@ -52,8 +70,8 @@ def emit_binary(node: ir.Node, ctx: EmitContext) -> None:
         a, b, ca, cb, op = b, a, cb, ca, _SWAPPED[op]
     if cb is not None and cb.size == 1:
         name = ctx.as_ncnn_shape(ctx.blob(a), want, node.name + "_a")
-        ctx.emit(node, "BinaryOp", [name], {0: op, 1: 1, 2: float(cb.ravel()[0])}, kept=kept)
-        return
+        _finish(node, ctx, [name], {0: op, 1: 1, 2: float(cb.ravel()[0])}, kept, into)
+        return kept
     # the operand that broadcasts goes second where possible
     if view(a) != want and view(b) == want:
         a, b, ca, cb, op = b, a, cb, ca, _SWAPPED[op]
@@ -64,7 +82,16 @@ def emit_binary(node: ir.Node, ctx: EmitContext) -> None:
                                            np.asarray(c, dtype=np.float32), view(v)))
         else:
             names.append(ctx.as_ncnn_shape(ctx.blob(v), view(v), f"{node.name}_in{i}"))
-    ctx.emit(node, "BinaryOp", names, {0: op}, kept=kept)
+    _finish(node, ctx, names, {0: op}, kept, into)
+    return kept
+
+
+def _finish(node: ir.Node, ctx: EmitContext, names: list[str], params: dict[int, object],
+            kept: tuple[int, ...], into: str | None) -> None:
+    if into is None:
+        ctx.emit(node, "BinaryOp", names, params, kept=kept)
+    else:
+        ctx.add("BinaryOp", f"{node.name}_{into}", names, [into], params)
 
 
 def _check_nary(node: ir.Node, ctx: object) -> str | None:
@@ -125,18 +152,4 @@ def emit_unary(node: ir.Node, ctx: EmitContext) -> None:
 
 @REGISTRY.op("Identity", "Dropout", check=static)
 def emit_identity(node: ir.Node, ctx: EmitContext) -> None:
-    ctx.alias(node.outputs[0], ctx.blob(node.inputs[0]))
-
-
-def _check_cast(node: ir.Node, ctx: object) -> str | None:
-    to = node.attributes.get("to")
-    if to is None or ir.DataType(to.value) not in (ir.DataType.FLOAT, ir.DataType.FLOAT16):
-        return "ncnn blobs are float: only casts to float are mapped"
-    return None
-
-
-@REGISTRY.op("Cast", check=check_all(static, _check_cast), conditions="to float only")
-def emit_cast(node: ir.Node, ctx: EmitContext) -> None:
-    # ncnn holds every blob as float (integer model inputs are fed as float), so a cast to
-    # float is the identity on the blob
     ctx.alias(node.outputs[0], ctx.blob(node.inputs[0]))

@@ -1,5 +1,5 @@
 """Normalizations -> ncnn LayerNorm (over the trailing axes, viewed as rows), BatchNorm (2-D to
-4-D), InstanceNorm and GroupNorm (NCHW, batch 1, per-channel affine).
+4-D), InstanceNorm and GroupNorm (NCHW or (1, C, L), batch 1, per-channel affine).
 """
 
 from __future__ import annotations
@@ -55,17 +55,32 @@ def emit_layernorm(node: ir.Node, ctx: EmitContext) -> None:
 
 def _check_nchw(node: ir.Node, ctx: object) -> str | None:
     shape = shape_of(node.inputs[0])
-    if shape is None or len(shape) != 4 or shape[0] != 1:
-        return "only NCHW input with batch 1 is mapped"
+    if shape is None or len(shape) not in (3, 4) or shape[0] != 1:
+        return "only NCHW and (1, C, L) input with batch 1 is mapped"
     if any(input_const(node, i) is None for i in range(1, len(node.inputs))):
         return "parameters must be constant"
     return None
 
 
 def _chw(node: ir.Node, ctx: EmitContext) -> tuple[str, int]:
+    """The input as an ncnn (C, H, W) blob; (1, C, L) (audio front ends) as (C, 1, L)."""
     x = ctx.blob(node.inputs[0])
-    n, c, h, w = x.shape
+    c, *spatial = x.shape[1:]
+    h, w = spatial if len(spatial) == 2 else (1, spatial[0])
     return ctx.as_ncnn_shape(x, (c, h, w), node.name + "_chw"), c
+
+
+def _emit_chw(node: ir.Node, ctx: EmitContext, type_: str, xin: str, params: dict[int, object],
+              weights: list[tuple[np.ndarray, bool]]) -> None:
+    """One per-channel layer on the (C, H, W) view; a (1, C, L) output is viewed back."""
+    out = node.outputs[0]
+    if len(out.shape) == 4:
+        ctx.emit(node, type_, [xin], params, weights, kept=(1, 2, 3))
+        return
+    name = ctx.unique(out.name + "_chw")
+    ctx.add(type_, node.name, [xin], [name], params, weights)
+    c, length = out.shape[1], out.shape[2]
+    ctx.reshaped_as(out, Blob(name, None, tuple(out.shape), (c, 1, length)))
 
 
 def _f32(a: np.ndarray) -> np.ndarray:
@@ -98,16 +113,16 @@ def emit_batchnorm(node: ir.Node, ctx: EmitContext) -> None:
 
 
 @REGISTRY.op("InstanceNormalization", check=check_all(static, _check_nchw),
-             conditions="NCHW, batch 1")
+             conditions="NCHW or (1, C, L), batch 1")
 def emit_instancenorm(node: ir.Node, ctx: EmitContext) -> None:
     xin, c = _chw(node, ctx)
     weights = [(_f32(input_const(node, 1)), False), (_f32(input_const(node, 2)), False)]
-    ctx.emit(node, "InstanceNorm", [xin], {0: c, 1: attr_float(node, "epsilon", 1e-5), 2: 1},
-             weights, kept=(1, 2, 3))
+    _emit_chw(node, ctx, "InstanceNorm", xin, {0: c, 1: attr_float(node, "epsilon", 1e-5), 2: 1},
+              weights)
 
 
 @REGISTRY.op("GroupNormalization", check=check_all(static, _check_nchw),
-             conditions="NCHW, batch 1")
+             conditions="NCHW or (1, C, L), batch 1")
 def emit_groupnorm(node: ir.Node, ctx: EmitContext) -> None:
     xin, c = _chw(node, ctx)
     groups = attr_int(node, "num_groups", 1)
@@ -115,5 +130,5 @@ def emit_groupnorm(node: ir.Node, ctx: EmitContext) -> None:
     # opset 18+ gives per-channel scale/bias; older ones per group: expand to channels
     scale = np.repeat(_f32(scale), c // scale.size)
     bias = np.repeat(_f32(bias), c // bias.size)
-    ctx.emit(node, "GroupNorm", [xin], {0: groups, 1: c, 2: attr_float(node, "epsilon", 1e-5),
-                                        3: 1}, [(scale, False), (bias, False)], kept=(1, 2, 3))
+    _emit_chw(node, ctx, "GroupNorm", xin, {0: groups, 1: c, 2: attr_float(node, "epsilon", 1e-5),
+                                            3: 1}, [(scale, False), (bias, False)])

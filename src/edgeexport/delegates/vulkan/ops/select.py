@@ -5,7 +5,8 @@ The blend is exact for finite values (x * 1 = x, x * 0 = 0, y + 0 = y). A consta
 never multiplied by the mask (where(c, 0, b) is precomputed), so causal masks filled with
 -inf or float32's lowest value are exact; a non-finite value in the unselected *computed*
 operand turns into NaN (0 * inf), where ONNX would drop it; with a computed condition, constant
-infinities are stored as float32's extremes.
+infinities are stored as the storage precision's extremes (float16's with fp16 storage: an
+attention mask's -inf fill becomes -65504, which softmax still maps to 0).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ def _check_where(node: ir.Node, ctx: object) -> str | None:
     return None
 
 
-def _finite(c: np.ndarray) -> np.ndarray:
-    f32 = np.finfo(np.float32)
-    return np.asarray(np.nan_to_num(np.asarray(c, np.float32), nan=0.0, posinf=f32.max,
-                                    neginf=f32.min))
+def _finite(c: np.ndarray, fp16: bool) -> np.ndarray:
+    """Infinities as the largest finite values of the blob storage: fp16 storage would turn
+    float32's extremes back into infinities (and inf * 0 into NaN)."""
+    lim = np.finfo(np.float16 if fp16 else np.float32)
+    c = np.nan_to_num(np.asarray(c, np.float32), nan=0.0, posinf=lim.max, neginf=lim.min)
+    return np.asarray(np.clip(c, lim.min, lim.max), np.float32)
 
 
 class _Blend:
@@ -97,6 +100,6 @@ def emit_where(node: ir.Node, ctx: EmitContext) -> None:
     inv = ctx.unique(f"{node.outputs[0].name}_not")
     ctx.add("BinaryOp", f"{node.name}_not", [cv[0]], [inv], {0: RSUB, 1: 1, 2: 1.0})
     # constants are multiplied by the mask here: infinities become float32's extremes
-    am = bl.binary(MUL, bl.operand(a if ca is None else _finite(ca)), cv)
-    bm = bl.binary(MUL, bl.operand(b if cb is None else _finite(cb)), (inv, cv[1]))
+    am = bl.binary(MUL, bl.operand(a if ca is None else _finite(ca, ctx.fp16)), cv)
+    bm = bl.binary(MUL, bl.operand(b if cb is None else _finite(cb, ctx.fp16)), (inv, cv[1]))
     bl.binary(ADD, am, bm, last=True)

@@ -151,8 +151,8 @@ def emit_split(node: ir.Node, ctx: EmitContext) -> None:
         ctx.define(o, name, x.kept)
 
 
-def _slice_args(node: ir.Node) -> tuple[list[int], list[int], list[int]] | None:
-    """(axes, starts, ends) clamped to the input shape, for step-1 slices with constants."""
+def _slice_args(node: ir.Node) -> tuple[list[int], list[int], list[int], list[int]] | None:
+    """(axes, starts, ends, steps) clamped to the input shape, for constant positive steps."""
     shape = shape_of(node.inputs[0])
     starts, ends = input_const(node, 1), input_const(node, 2)
     if starts is None or ends is None:
@@ -161,7 +161,7 @@ def _slice_args(node: ir.Node) -> tuple[list[int], list[int], list[int]] | None:
         else np.arange(len(starts))
     steps = input_const(node, 4) if len(node.inputs) > 4 and node.inputs[4] is not None \
         else np.ones(len(starts), np.int64)
-    if axes is None or steps is None or np.any(steps != 1):
+    if axes is None or steps is None or np.any(steps < 1):
         return None
     out_axes, out_starts, out_ends = [], [], []
     for a, s, e in zip(axes, starts, ends):
@@ -173,12 +173,25 @@ def _slice_args(node: ir.Node) -> tuple[list[int], list[int], list[int]] | None:
         out_axes.append(a)
         out_starts.append(s)
         out_ends.append(e)
-    return out_axes, out_starts, out_ends
+    return out_axes, out_starts, out_ends, [int(k) for k in steps]
+
+
+def _rows(d: int, s: int, e: int, k: int) -> tuple[int, int] | None:
+    """x[s:e:k] on an axis of size d as whole rows of k: (first row, row count) of the
+    (d // k, k) view whose column s % k is taken; None when the last row is incomplete."""
+    n = max(0, -(-(e - s) // k))
+    return (s // k, n) if n > 0 and (s // k + n) * k <= d else None
 
 
 def _check_slice(node: ir.Node, ctx: object) -> str | None:
-    if _slice_args(node) is None:
-        return "Slice needs constant starts/ends/axes, step 1"
+    args = _slice_args(node)
+    if args is None:
+        return "Slice needs constant starts/ends/axes and positive steps"
+    shape = shape_of(node.inputs[0])
+    for a, s, e, k in zip(*args):
+        if k > 1 and _rows(shape[a], s, e, k) is None:
+            return (f"strided Slice {s}:{e}:{k} of an axis of {shape[a]}: mapped as whole rows "
+                    "of the step (Reshape + Crop), and its last row is incomplete")
     return None
 
 
@@ -212,10 +225,39 @@ def crop(node: ir.Node, ctx: EmitContext, x: Blob, axes: list[int], starts: list
         ctx.reshaped_as(output, blob)
 
 
-@REGISTRY.op("Slice", check=check_all(static, _check_slice), conditions="constant, step 1")
+def _strided(node: ir.Node, ctx: EmitContext, x: Blob, a: int, s: int, e: int, k: int) -> Blob:
+    """x[..., s:e:k, ...] on IR axis a: seen as (before, d // k, k, after), ncnn crops the
+    rows and one column (its Crop has no step); the elements stay in IR order."""
+    d = x.shape[a]
+    first, n = _rows(d, s, e, k)
+    before, after = int(np.prod(x.shape[:a])), int(np.prod(x.shape[a + 1:]))
+    if d % k:  # the incomplete last row is never selected: crop it away first
+        src = ctx.as_ncnn_shape(x, (before, d, after), f"{node.name}_v{a}")
+        tail = ctx.unique(f"{node.outputs[0].name}_tail{a}")
+        ctx.add("Crop", f"{node.name}_tail{a}", [src], [tail], {9: [0], 10: [d - d % k], 11: [1]})
+        x = Blob(tail, None, x.shape, (before, d - d % k, after))
+    view = (before, (d - d % k) // k, k, after)
+    src = ctx.as_ncnn_shape(x, view, f"{node.name}_rows{a}")
+    name = ctx.unique(f"{node.outputs[0].name}_step{a}")
+    ctx.add("Crop", f"{node.name}_step{a}", [src], [name],
+            {9: [first, s % k], 10: [first + n, s % k + 1], 11: [1, 2]})
+    shape = list(x.shape)
+    shape[a] = n
+    return Blob(name, None, tuple(shape), (before, n, 1, after))
+
+
+@REGISTRY.op("Slice", check=check_all(static, _check_slice),
+             conditions="constant; a step > 1 as whole rows of the step")
 def emit_slice(node: ir.Node, ctx: EmitContext) -> None:
-    axes, starts, ends = _slice_args(node)
-    crop(node, ctx, ctx.blob(node.inputs[0]), axes, starts, ends, node.outputs[0])
+    axes, starts, ends, steps = _slice_args(node)
+    x = ctx.blob(node.inputs[0])
+    if all(k == 1 for k in steps):
+        crop(node, ctx, x, axes, starts, ends, node.outputs[0])
+        return
+    for a, s, e, k in zip(axes, starts, ends, steps):
+        if k > 1 or (s, e) != (0, x.shape[a]):
+            x = _strided(node, ctx, x, a, s, e, k)
+    ctx.reshaped_as(node.outputs[0], x)
 
 
 def _check_gather(node: ir.Node, ctx: object) -> str | None:
@@ -224,6 +266,10 @@ def _check_gather(node: ir.Node, ctx: object) -> str | None:
     if data is not None and idx is None:
         if data.ndim != 2 or axis != 0:
             return "a constant table is only gathered as an embedding (2-D, axis 0)"
+        if not _embed_ids(node.inputs[1]) and data.shape[0] > ONE_HOT_MAX:
+            return (f"an embedding of {data.shape[0]} rows with ids computed in the graph (or "
+                    "also read as values): ncnn's Embed reads int32 ids from a model input only, "
+                    f"and a one-hot product is used up to {ONE_HOT_MAX} rows")
         return None
     if idx is None:
         return "Gather of runtime data needs constant indices"
@@ -238,13 +284,13 @@ def _check_gather(node: ir.Node, ctx: object) -> str | None:
 def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
     data, idx = const_array(node.inputs[0]), const_array(node.inputs[1])
     if data is not None:  # embedding: ncnn's Embed reads the ids blob as int32
-        if not node.inputs[1].is_graph_input():
-            raise ConversionError(f"Gather '{node.name}': ncnn's Embed needs the ids straight "
-                                  "from a model input (ncnn blobs computed in the graph are float)")
-        ctx.int_inputs.add(node.inputs[1].name)
         scales = table_scales(node)  # an int8 table: its DequantizeLinear is folded in
         if scales is not None:
             data = data.astype(np.float32) * scales
+        if not _embed_ids(node.inputs[1]):
+            _one_hot_embedding(node, ctx, data)
+            return
+        ctx.int_inputs.add(node.inputs[1].name)
         ids = ctx.blob(node.inputs[1])
         n = int(np.prod(ids.shape)) if ids.shape else 1
         vocab, dim = data.shape
@@ -263,3 +309,36 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
         ctx.reshaped_as(node.outputs[0], x)
         return
     crop(node, ctx, x, [axis], [int(flat[0])], [int(flat[-1]) + 1], node.outputs[0])
+
+
+def _embed_ids(ids: ir.Value) -> bool:
+    """ncnn's Embed can read these ids: a model input (fed as int32 bits) that only feeds
+    embeddings (a blob is either int32 bits or float values)."""
+    return ids.is_graph_input() and all(u.node.op_type == "Gather" and u.idx == 1
+                                        for u in ids.uses())
+
+
+#: the largest table gathered with computed ids as a one-hot product (it costs ids x rows x dim)
+ONE_HOT_MAX = 4096
+
+
+def _one_hot_embedding(node: ir.Node, ctx: EmitContext, table: np.ndarray) -> None:
+    """table[ids] for ids held as float blobs (computed in the graph, e.g. RoBERTa's position
+    ids, or a model input that other ops also read, e.g. RoBERTa's input_ids):
+    one_hot = 1 - clip(|ids - arange(rows)|, 0, 1), exact for whole ids, then one_hot @ table
+    as an InnerProduct (each output is one table row times 1 plus zeros)."""
+    from edgeexport.delegates.vulkan.ops.linear import inner_product
+
+    ids = ctx.blob(node.inputs[1])
+    n = int(np.prod(ids.shape)) if ids.shape else 1
+    rows = table.shape[0]
+    col = ctx.as_ncnn_shape(ids, (n, 1), node.name + "_ids")
+    arange = ctx.constant_blob(node.name + "_rows", np.arange(rows, dtype=np.float32), (1, rows))
+    base = node.outputs[0].name
+    diff, mag, near, hot = (ctx.unique(f"{base}_{s}") for s in ("diff", "abs", "clip", "hot"))
+    ctx.add("BinaryOp", f"{node.name}_diff", [col, arange], [diff], {0: 1})  # SUB
+    ctx.add("UnaryOp", f"{node.name}_abs", [diff], [mag], {0: 0})  # ABS
+    ctx.add("Clip", f"{node.name}_clip", [mag], [near], {0: 0.0, 1: 1.0})
+    ctx.add("BinaryOp", f"{node.name}_hot", [near], [hot], {0: 7, 1: 1, 2: 1.0})  # RSUB: 1 - x
+    weight = np.ascontiguousarray(np.asarray(table, np.float32).T)  # (dim, rows)
+    inner_product(node, ctx, Blob(hot, (0, 1), (n, rows)), n, weight, None, node.outputs[0])
