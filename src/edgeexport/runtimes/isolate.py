@@ -57,6 +57,9 @@ def declared_inputs(path: Path, fmt: str) -> dict[str, tuple[tuple[int | None, .
 def _onnx_inputs(path: Path) -> dict[str, tuple[tuple[int | None, ...], str | None]]:
     import onnx
 
+    from edgeexport.ir import check_external_data
+
+    check_external_data(path)  # first: onnx's checker would name the file it reaches for
     try:
         model = onnx.load_model(os.fspath(path), load_external_data=False)
         onnx.checker.check_model(model, full_check=False)
