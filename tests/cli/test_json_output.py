@@ -39,7 +39,7 @@ def work(tmp_path_factory) -> Path:
     assert doc["out"] == str(root / "b") and doc["verdict"] == doc["result"]["verdict"]
     # the NNAPI partition warning went into the document (and report.json), not on stderr
     report = json.loads((root / "b" / "report.json").read_text())
-    assert any("NNAPI partitions" in w for w in report["warnings"])
+    assert any("NNAPI partitions" in w["text"] for w in report["warnings"])
     assert doc["warnings"] == report["warnings"]
     np.save(root / "x.npy", np.zeros((1, 3, 32, 32), np.float32))
     return root

@@ -113,7 +113,7 @@ def test_emulated_validation_shows_its_estimate_and_keeps_to_the_cap(tmp_path) -
     row = {p["runtime"]: p for p in report["parity"]}["litert-aarch64-qemu"]
     cap = row["details"]["emulation_cap"]
     assert (cap["samples_checked"], cap["samples_total"], cap["max_samples"]) == (2, 4, 2)
-    assert any("2 of 4 samples under emulation" in w for w in report["warnings"])
+    assert any("2 of 4 samples under emulation" in w["text"] for w in report["warnings"])
     # a seconds cap smaller than one sample still checks the first one, and says so
     proc = run_cli("validate", str(out), "--max-emulated-seconds", "0.001", "--json")
     assert proc.returncode == 0 and proc.stderr == ""
