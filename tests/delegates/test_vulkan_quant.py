@@ -163,7 +163,7 @@ def test_mobilenet_v2_int8_on_real_photos(tmp_path: Path) -> None:
     assert any("53 of 53 quantized" in n for n in notes), notes
     for entry in report["parity"]:
         assert entry["executed"] and entry["passed"], entry
-        assert entry["tolerance"] == TOLERANCES["int8"].to_json()
+        assert entry["tolerance"]["min_cosine"] == TOLERANCES["int8"].min_cosine  # (+ its bound)
         # measured: min cosine 0.99605 (vulkan) / 0.99511 (cpu) over the 12 samples; 0.9885 /
         # 0.9905 on the photos before one-sided input ranges were centred (quant.input_scale)
         assert entry["cosine"] >= 0.994, entry
