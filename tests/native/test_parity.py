@@ -170,7 +170,7 @@ def test_failed_parity_matches_python_verdict(runner_host, convert, tmp_path) ->
     row = json.loads(proc.stdout)["parity"][0]
     py = run_cli("validate", str(bundle), "--json")
     assert py.returncode == 3, py.stderr
-    python = {p["runtime"]: p for p in json.loads(py.stdout)["parity"]}["onnxruntime"]
+    python = {p["runtime"]: p for p in json.loads(py.stdout)["result"]["parity"]}["onnxruntime"]
     assert not row["passed"] and row["violations"]
     _same_stats(row, python)
     text = run_runner(runner_host, bundle)
