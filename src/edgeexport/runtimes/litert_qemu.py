@@ -128,17 +128,24 @@ class QemuSession(Session):
 
     def __init__(self, path: Path, root: Path, cpu: str) -> None:
         fs = root / "fs"
-        # the guest's /proc/cpuinfo: qemu looks paths up under -L first
-        shutil.copyfile(root / f"cpuinfo-{cpu}", fs / "proc" / "cpuinfo")
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(fs / "site"),
                "PYTHONDONTWRITEBYTECODE": "1", "QEMU_CPU": QEMU_CPUS[cpu], "LANG": "C.UTF-8"}
         self._tmp = tempfile.TemporaryDirectory(prefix="edgeexport-qemu-")
-        self._proc = spawn(
-            ["qemu-aarch64-static", "-L", str(fs), str(fs / "usr/bin/python3.11"),
-             str(root / "runner.py"), os.fspath(Path(path).resolve())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env)
-        hello = self._read()
+        # the guest's /proc/cpuinfo (qemu looks paths up under -L first) is one file for every
+        # --cpu: it is written and read (XNNPACK picks its kernels while the interpreter is
+        # built, before the hello) under a lock held across processes, else a cortex-a76
+        # cpuinfo read by a cortex-a72 guest ends in SIGILL (seen with two pytest workers)
+        import fcntl
+
+        with open(root / "cpuinfo.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            shutil.copyfile(root / f"cpuinfo-{cpu}", fs / "proc" / "cpuinfo")
+            self._proc = spawn(
+                ["qemu-aarch64-static", "-L", str(fs), str(fs / "usr/bin/python3.11"),
+                 str(root / "runner.py"), os.fspath(Path(path).resolve())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, env=env)
+            hello = self._read()
         self._inputs, self._outputs = hello["inputs"], hello["outputs"]
         # int8 outputs (--int8-io) come back as real values, as from the x86 LiteRT session
         from edgeexport.delegates.tflite.signature import io_tensors
