@@ -10,6 +10,7 @@ from typing import Any
 import onnx_ir as ir
 
 from edgeexport.delegates.coreml.context import REGISTRY, EmitContext, Options, mil_name
+from edgeexport.delegates.registry import supported_by
 from edgeexport.errors import ConversionError, UnsupportedOpError
 
 logging.getLogger("coremltools").setLevel(logging.ERROR)  # its import-time chatter about macOS
@@ -86,7 +87,7 @@ def _emit(node: ir.Node, ctx: EmitContext) -> None:
     if rule is None or reason is not None:
         raise UnsupportedOpError(node.op_type, node.name or "", target="coreml",
                                  reason=reason or "", source=_source(node),
-                                 supported_by=_supported_by(node.op_type))
+                                 supported_by=supported_by(node.op_type))
     try:
         rule.emit(node, ctx)
     except (ValueError, TypeError) as exc:  # MIL type inference rejected what we built
@@ -101,16 +102,3 @@ def _source(node: ir.Node) -> str | None:
     return node_source(node)
 
 
-def _supported_by(op: str) -> list[str]:
-    from edgeexport import profile
-
-    names = []
-    for name in profile.TARGET_MODULES:
-        try:
-            from edgeexport.delegates import load_target
-
-            if load_target(name).registry.support_status(op) != "no":
-                names.append(name)
-        except Exception:  # a target still being written must not break this message
-            continue
-    return names

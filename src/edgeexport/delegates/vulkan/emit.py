@@ -15,21 +15,11 @@ from edgeexport.delegates.vulkan.context import (VIRTUAL_OK, Blob, EmitContext, 
                                                  insert_splits, static_shape)
 from edgeexport.delegates.vulkan.ncnn_format import param_text, weight_bytes
 from edgeexport.delegates.vulkan.ops import attention
+from edgeexport.delegates.registry import supported_by
 from edgeexport.delegates.vulkan.registry import REGISTRY
 from edgeexport.errors import ConversionError, UnsupportedOpError, UsageError
 
 IO_SUFFIX = ".io.json"
-
-
-def supported_by(op_type: str) -> list[str]:
-    """Other targets whose registry takes the op (for the unsupported-op message)."""
-    from edgeexport import profile
-
-    try:
-        matrix = profile.support_matrix().get(op_type, {})
-    except Exception:  # another target's package failing to import must not hide our error
-        return []
-    return [t for t, status in matrix.items() if status != "no" and t != "vulkan"]
 
 
 def build(model: ir.Model, fp16: bool) -> tuple[EmitContext, list[tuple[ir.Value, Blob]]]:
@@ -68,7 +58,7 @@ def build(model: ir.Model, fp16: bool) -> tuple[EmitContext, list[tuple[ir.Value
         if reason is not None:
             raise UnsupportedOpError(node.op_type, node.name or "?", target="vulkan",
                                      reason=reason, source=node_source(node),
-                                     supported_by=supported_by(node.op_type))
+                                     supported_by=supported_by(node.op_type, besides="vulkan"))
         if all(o is None or const_array(o) is not None for o in node.outputs):
             continue  # a weight's Cast or DequantizeLinear: folded, materialized where read
         REGISTRY.rule(node.op_type).emit(node, ctx)
