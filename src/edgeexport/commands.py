@@ -28,6 +28,13 @@ def _output_names(args: argparse.Namespace) -> list[str] | None:
     return [n.strip() for n in args.output_names.split(",")] if args.output_names else None
 
 
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The model flags (--input-shape, ...) as the API's keyword arguments."""
+    return {"input_shapes": _input_specs(args), "dynamic_batch": args.dynamic_batch,
+            "trust_pickle": args.trust_pickle, "allow_cwd_import": args.allow_cwd_import,
+            "optimize": not args.no_optimize, "output_names": _output_names(args)}
+
+
 def _options(args: argparse.Namespace, target: str) -> Any:
     from edgeexport.pipeline import ConvertOptions
 
@@ -72,31 +79,61 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from edgeexport import profile
-    from edgeexport.pipeline import convert
+    from edgeexport import api, profile, target_options
 
     targets = list(profile.TARGET_MODULES) if args.target == "all" else [args.target]
-    results, worst = [], EXIT_OK
-    for target in targets:
-        out = Path(args.output) / target if args.target == "all" else Path(args.output)
-        if args.target == "all":
-            out.parent.mkdir(parents=True, exist_ok=True)
-        progress = StageProgress(not args.json)
-        try:
-            outcome = convert(args.model, out, _options(args, target), progress)
-        finally:
-            progress.close()
-        results.append(outcome)
-        if not outcome.passed:
-            worst = EXIT_PARITY
+    target_options.check_cli_targets(args, targets)
+    progress = StageProgress(not args.json, total=3 + 2 * len(targets))
+    try:
+        got = api.convert.cli(args.model, target=args.target if len(targets) == 1 else None,
+                              targets=targets if len(targets) > 1 else None,
+                              quantize=args.quantize, calibration=args.calibration_data,
+                              samples=args.samples, max_error=args.max_error, options=args,
+                              out=args.output, progress=progress, **_model_kwargs(args),
+                              calibration_method=args.calibration_method,
+                              preprocess=args.preprocess, labels=args.labels)
+    finally:
+        progress.close()
+    bundles = got if isinstance(got, dict) else {args.target: got}
+    worst = EXIT_OK if all(b.passed for b in bundles.values()) else EXIT_PARITY
     if args.json:
-        docs = [{"ok": o.passed, "verdict": o.report["verdict"], "out": str(o.out),
-                 "report": o.report} for o in results]
+        docs = [{"ok": b.passed, "verdict": b.verdict, "out": str(b.path), "report": b.report}
+                for b in bundles.values()]
         emit_json(docs if len(docs) > 1 else docs[0])
+    elif len(bundles) == 1:
+        b = next(iter(bundles.values()))
+        print_report(b.path, b.report)
     else:
-        for o in results:
-            print_report(o.out, o.report)
+        print_combined(Path(args.output), bundles)
     return worst
+
+
+def print_combined(out: Path, bundles: dict[str, Any]) -> None:
+    """One table for a multi-target convert: targets x runtimes (OUT/report.json)."""
+    import json
+
+    combined = json.loads((out / "report.json").read_text())
+    shared = combined["shared"]
+    print(f"exported, optimized and quantized once ({shared['quantize_runs']} quantization "
+          "run(s)): " + ", ".join(f"{k} {v:.2f}s" for k, v in shared["timings_s"].items()))
+    rows = [("target", "runtime", "executed", "max_abs_err", "cosine", "latency_ms", "result")]
+    for name, b in bundles.items():
+        for p in b.report["parity"]:
+            f = (lambda v, fmt=".2e": "-" if v is None else format(v, fmt))  # noqa: E731
+            rows.append((name, p["runtime"], "yes" if p["executed"] else "no",
+                         f(p["max_abs_err"]), f(p["cosine"], ".6f"),
+                         f(p.get("latency_ms"), ".2f"),
+                         p.get("verdict") or ("passed" if p["passed"] else "failed")
+                         if p["executed"] else f"not executed: {p['reason']}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    for name, b in bundles.items():
+        for warning in b.report.get("warnings", []):
+            print(f"WARNING ({name}): {warning}")
+        print(f"{name}: " + verdict_line(b.verdict, b.report.get("verdict_reason"))
+              + f" ({b.path / 'report.html'})")
+    print(f"combined report: {out / 'report.json'}")
 
 
 def print_report(out: Path, report: dict[str, Any], file: Any = None) -> None:
@@ -139,73 +176,17 @@ def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from edgeexport import delegates
-    from edgeexport.validate import Tolerance, check_runtime, decide_verdict
-    from edgeexport.validate.bundle import load_parity_tensors, read_manifest, read_report
-    from edgeexport.validate.manifest import errors as manifest_errors
+    from edgeexport.bundle import validate
 
-    out = Path(args.bundle)
-    manifest = read_manifest(out)
-    problems = manifest_errors(manifest) if "schema_version" in manifest else []
-    if problems:  # (bundles from before schema_version are read as they are)
-        raise UsageError(f"{out / 'manifest.json'}: does not follow manifest.schema.json "
-                         f"({problems[0]}); convert the model again")
-    target = delegates.load_target(manifest["target"])
-    samples, expected = load_parity_tensors(out, manifest)
-    tol = manifest["tolerances"]
-    tolerance = Tolerance(**tol)
-    artifact = out / manifest["artifact"]
-    parity = [check_runtime(name, artifact, samples, expected, tolerance).to_json()
-              for name in target.runtimes]
-    # the inputs are the bundle's: what convert said of them holds for this run too
-    verdict, reason = decide_verdict(parity, read_report(out).get("parity_inputs_unverified"))
-    layers = per_layer(out, manifest, samples[0]) if args.per_layer else None
+    result = validate(Path(args.bundle), args.per_layer)
     if args.json:
-        emit_json({"ok": verdict == "passed", "verdict": verdict, "verdict_reason": reason,
-                   "parity": parity, "per_layer": layers})
+        emit_json(result)
     else:
-        print_parity_table(parity)
-        if layers is not None:
-            print_layers(layers)
-        print(verdict_line(verdict, reason))
-    return EXIT_OK if verdict == "passed" else EXIT_PARITY
-
-
-def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray]) -> dict:
-    """Compare every intermediate tensor a runtime exposes with the reference runtime's."""
-    from edgeexport import runtimes
-    from edgeexport.runtimes import reference
-    from edgeexport.validate import error_stats
-    from edgeexport.validate.manifest import pytorch_inputs
-
-    ir_path = out / manifest.get("ir", manifest["artifact"])
-    if runtimes.artifact_format(ir_path) != "onnx":
-        raise UsageError(f"{out}: the bundle has no IR model to compare layers with")
-    model = eir.load(ir_path)
-    # the parity inputs are the artifact's (NHWC, int8 with --io-layout/--int8-io): the IR
-    # takes PyTorch's
-    ref = reference.run(model, pytorch_inputs(manifest, feeds), keep_all=True)
-    results = {}
-    for name in runtimes.runtimes_for(runtimes.artifact_format(out / manifest["artifact"])):
-        rt = runtimes.get(name)
-        if name == "reference" or rt.unavailable_reason():
-            continue
-        try:
-            got = rt.load(out / manifest["artifact"]).run_all(feeds)
-        except NotImplementedError:
-            continue
-        rows, first_bad = [], None
-        tol = manifest["tolerances"].get("max_rel_err", 1e-4) or 1e-4
-        for node in model.graph:
-            for v in node.outputs:
-                if v.name in got and v.name in ref:
-                    s = error_stats(ref[v.name], got[v.name])
-                    rows.append({"node": node.name, "op": node.op_type, "tensor": v.name,
-                                 "max_abs_err": s.max_abs_err, "max_rel_err": s.max_rel_err})
-                    if first_bad is None and s.max_rel_err > tol:
-                        first_bad = rows[-1]
-        results[name] = {"layers": rows, "first_over_tolerance": first_bad}
-    return results
+        print_parity_table(result["parity"])
+        if result["per_layer"] is not None:
+            print_layers(result["per_layer"])
+        print(verdict_line(result["verdict"], result["verdict_reason"]))
+    return EXIT_OK if result["ok"] else EXIT_PARITY
 
 
 def print_layers(layers: dict[str, Any]) -> None:
@@ -217,12 +198,10 @@ def print_layers(layers: dict[str, Any]) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from edgeexport import delegates
-    from edgeexport.pipeline import Timer, export_and_optimize
+    from edgeexport import api, target_options
 
-    target = delegates.load_target(args.target)
-    result, _ = export_and_optimize(args.model, _options(args, args.target), Timer())
-    cov = target.coverage(result.model, args).to_json()
+    target_options.check_cli_targets(args, [args.target])
+    cov = api.inspect.cli(args.model, target=args.target, options=args, **_model_kwargs(args))
     if args.json:
         emit_json({"ok": True, "target": args.target, "coverage": cov})
         return EXIT_OK
@@ -236,33 +215,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgeexport import runtimes
+    from edgeexport.bundle import run_artifact
 
     path = Path(args.artifact)
     if not path.exists():
         raise UsageError(f"{path}: no such artifact")
-    fmt = runtimes.artifact_format(path)
-    names = [args.runtime] if args.runtime else runtimes.runtimes_for(fmt)
-    runtime = None
-    for name in names:
-        try:
-            candidate = runtimes.get(name)
-        except KeyError as exc:
-            raise UsageError(str(exc).strip("'\"")) from None
-        if fmt not in candidate.formats:
-            raise UsageError(f"runtime '{name}' does not execute {fmt} artifacts")
-        if candidate.unavailable_reason() is None:
-            runtime = candidate
-            break
-    if runtime is None:
-        raise UsageError(f"{path}: no runtime available here for {fmt} artifacts")
-    feeds = _read_inputs(args.input)
-    session = runtime.load(path)
-    outputs = session.run(feeds)
+    runtime, device, outputs = run_artifact(path, _read_inputs(args.input), args.runtime)
     if args.output:
         np.savez(args.output, **outputs)
     if args.json:
-        emit_json({"ok": True, "runtime": runtime.name, "device": session.device,
+        emit_json({"ok": True, "runtime": runtime, "device": device,
                    "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name,
                                    "values": v.ravel()[:16].tolist()} for k, v in outputs.items()}})
     else:
@@ -290,38 +252,10 @@ def _read_inputs(items: list[str]) -> dict[str, np.ndarray]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import statistics
-    import time
-
-    from edgeexport import delegates, runtimes
-    from edgeexport.validate.bundle import load_parity_tensors, read_manifest
+    from edgeexport.bundle import bench
 
     out = Path(args.bundle)
-    manifest = read_manifest(out)
-    if args.runs < 1:
-        raise UsageError("--runs must be at least 1")
-    feeds = load_parity_tensors(out, manifest)[0][0]
-    rows = []
-    for name in delegates.load_target(manifest["target"]).runtimes:
-        rt = runtimes.get(name)
-        reason = rt.unavailable_reason()
-        if reason:
-            rows.append({"runtime": name, "executed": False, "reason": reason})
-            continue
-        session = rt.load(out / manifest["artifact"])
-        for _ in range(2):
-            session.run(feeds)
-        times = []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            session.run(feeds)
-            times.append((time.perf_counter() - t) * 1000)
-        details = dict(getattr(session, "details", {}))
-        rows.append({"runtime": name, "executed": True, "device": session.device,
-                     "median_ms": round(statistics.median(times), 3),
-                     "p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 3),
-                     "min_ms": round(min(times), 3), "runs": args.runs,
-                     "emulated": bool(details.get("emulated", False))})
+    rows = bench(out, args.runs)
     if args.json:
         emit_json({"ok": True, "bundle": str(out), "latency": rows})
         return EXIT_OK
@@ -337,13 +271,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    from edgeexport import delegates, profile
+    from edgeexport import delegates, profile, target_options
 
     names = delegates.target_names()
     matrix = profile.support_matrix()
     info = [{"target": n, "description": delegates.load_target(n).description,
              "runtimes": list(delegates.load_target(n).runtimes),
-             "ops_supported": sum(1 for op in matrix if matrix[op].get(n, "no") != "no")}
+             "ops_supported": sum(1 for op in matrix if matrix[op].get(n, "no") != "no"),
+             "options": target_options.describe(n)}
             for n in names]
     if args.json:
         emit_json({"targets": info, "ops": matrix, "edge_profile_ops": len(profile.EDGE_PROFILE)})
@@ -352,6 +287,9 @@ def cmd_targets(args: argparse.Namespace) -> int:
     for t in info:
         print(f"  {t['target']:<8} {t['ops_supported']:>3} ops  runtimes: "
               f"{', '.join(t['runtimes'])}  — {t['description']}")
+        for o in t["options"]:
+            choices = f" ({'|'.join(map(str, o['choices']))})" if o["choices"] else ""
+            print(f"      {o['flag']:<24} default {o['default']!s:<11}{choices} {o['help']}")
     if args.ops:
         print("\n" + "op".ljust(24) + "".join(n.ljust(10) for n in names))
         for op, row in matrix.items():

@@ -5,7 +5,7 @@ Each stage hands the next the IR (or the artifact); timings are kept per stage f
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,8 +50,12 @@ class ConvertOptions:
     samples: str | None = None
     #: class names, one per line: copied into the bundle as labels.txt (manifest `labels`)
     labels: str | None = None
-    target_options: argparse.Namespace | None = None
+    #: the target's typed options (edgeexport.target_options), a dict of them, or the CLI's
+    #: namespace; read once per target by target_options.coerce
+    target_options: Any = None
     timing_runs: int = 3
+    #: tensors/arrays from the Python API: they fix the input shapes and dtypes
+    example_inputs: tuple | None = None
 
 
 @dataclass
@@ -79,11 +83,12 @@ def _noop(stage: str, detail: str) -> None:
     pass
 
 
-def export_and_optimize(model: str, opts: ConvertOptions, timer: Timer,
+def export_and_optimize(model: Any, opts: ConvertOptions, timer: Timer,
                         progress: Progress = _noop) -> tuple[ExportResult, passes.PassReport]:
-    progress("export", model)
+    progress("export", model if isinstance(model, str) else type(model).__name__)
     with timer.stage("export"):
-        result = export(model, input_specs=opts.input_specs, dynamic_batch=opts.dynamic_batch,
+        result = export(model, input_specs=opts.input_specs, example_inputs=opts.example_inputs,
+                        dynamic_batch=opts.dynamic_batch,
                         trust_pickle=opts.trust_pickle, output_names=opts.output_names,
                         allow_cwd_import=opts.allow_cwd_import)
     progress("passes", "optimize")
@@ -172,17 +177,27 @@ def _image_feeds(samples: list[dict[str, np.ndarray]], random: dict[str, np.ndar
     return fed, model_feeds
 
 
-def convert(model: str, out: Path, opts: ConvertOptions,
-            progress: Progress = _noop) -> ConvertOutcome:
-    out = Path(out)
-    bundle_mod.check_output_dir(out)
-    target = delegates.load_target(opts.target)
+@dataclass
+class Prepared:
+    """The IR after export, passes and quantization: shared by every target of one convert."""
+
+    result: ExportResult
+    pass_report: passes.PassReport
+    quant_info: dict[str, Any]
+    timer: Timer
+    eager_outputs: Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+    expected_source: str
+    #: how many times the model was quantized (calibrated, for int8): once per convert
+    quantize_runs: int = 0
+
+
+def prepare(model: Any, opts: ConvertOptions, progress: Progress = _noop) -> Prepared:
+    """Export, optimize and quantize once (the part every target shares)."""
     timer = Timer()
     result, pass_report = export_and_optimize(model, opts, timer, progress)
     source_model = result.source_model
     with timer.stage("quantize"):
         quant_info = _quantize(result, opts)
-    coverage = target.coverage(result.model, opts.target_options)
     expected_source = "pytorch"
 
     source_bytes = eir.to_bytes(source_model) if result.eager is None else b""
@@ -201,6 +216,80 @@ def convert(model: str, out: Path, opts: ConvertOptions,
 
     if result.eager is None:
         expected_source = "onnxruntime on the source ONNX model, before passes"
+    return Prepared(result, pass_report, quant_info, timer, eager_outputs, expected_source,
+                    quantize_runs=1 if opts.quantize else 0)
+
+
+def convert(model: Any, out: Path, opts: ConvertOptions,
+            progress: Progress = _noop) -> ConvertOutcome:
+    out = Path(out)
+    bundle_mod.check_output_dir(out)
+    delegates.load_target(opts.target)  # an unknown target: exit 2 before exporting
+    return emit_target(prepare(model, opts, progress), out, opts, progress)
+
+
+def convert_all(model: Any, out: Path, targets: list[str], opts: ConvertOptions,
+                progress: Progress = _noop) -> tuple[dict[str, ConvertOutcome], dict[str, Any]]:
+    """Every target in `targets` from one export/optimize/quantize: OUT/<target>/ bundles and
+    OUT/report.json, the combined report (targets x runtimes)."""
+    out = Path(out)
+    bundle_mod.check_output_dir(out)
+    for name in targets:
+        delegates.load_target(name)
+    prep = prepare(model, opts, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes = {}
+    for name in targets:
+        target_opts = opts.target_options
+        if isinstance(target_opts, dict) and set(target_opts) <= set(targets):
+            target_opts = target_opts.get(name)  # per-target options: {"nnapi": {...}, ...}
+        outcomes[name] = emit_target(prep, out / name, dataclasses.replace(
+            opts, target=name, target_options=target_opts), progress)
+    combined = combined_report(prep, outcomes)
+    bundle_mod.write_json(out / "report.json", combined)
+    return outcomes, combined
+
+
+def combined_report(prep: Prepared, outcomes: dict[str, ConvertOutcome]) -> dict[str, Any]:
+    """OUT/report.json of a multi-target convert: what was shared once, and targets x runtimes."""
+    shared = ("export", "passes", "quantize")
+    return {
+        "targets": {name: {"bundle": name, "verdict": o.report["verdict"],
+                           "passed": o.report["passed"], "artifact": o.report["artifact"],
+                           "artifact_bytes": o.report["artifact_bytes"],
+                           "timings_s": {k: o.report["timings_s"][k] for k in ("emit", "validate")},
+                           "parity": [{k: p.get(k) for k in (
+                               "runtime", "executed", "passed", "max_abs_err", "cosine",
+                               "top1_agreement", "latency_ms", "reason")}
+                               for p in o.report["parity"]]}
+                    for name, o in outcomes.items()},
+        "passed": all(o.passed for o in outcomes.values()),
+        # exported, optimized and quantized (calibrated) once for all targets
+        "shared": {"timings_s": {k: prep.timer.seconds.get(k, 0.0) for k in shared},
+                   "quantize_runs": prep.quantize_runs,
+                   "quantization": {k: v for k, v in prep.quant_info.items()
+                                    if isinstance(v, (str, int, float, bool))}},
+    }
+
+
+def emit_target(prep: Prepared, out: Path, opts: ConvertOptions,
+                progress: Progress = _noop) -> ConvertOutcome:
+    """One target's bundle from the shared IR. The target gets its own copy of the IR (an
+    emitter or a layout pass may change the graph it is given) and its own typed options."""
+    out = Path(out)
+    bundle_mod.check_output_dir(out)
+    target = delegates.load_target(opts.target)
+    from edgeexport import target_options
+
+    opts = dataclasses.replace(opts, target_options=target_options.coerce(
+        target.name, opts.target_options, quantize=opts.quantize))
+    result = dataclasses.replace(prep.result, model=_clone(prep.result.model))
+    timer = Timer()
+    timer.seconds.update(prep.timer.seconds)
+    pass_report, quant_info, expected_source = prep.pass_report, prep.quant_info, \
+        prep.expected_source
+    eager_outputs = prep.eager_outputs
+    coverage = target.coverage(result.model, opts.target_options)
     image_inputs = target.image_inputs(result.model, opts.target_options)
     checked = parity_sets(result, opts, eager_outputs, image_inputs)
     samples, expected = checked.samples, checked.expected
@@ -238,6 +327,10 @@ def convert(model: str, out: Path, opts: ConvertOptions,
         manifest_mod.check(manifest)
         bundle_mod.write_json(stage / "manifest.json", manifest)
     return ConvertOutcome(out, report, manifest, report["passed"])
+
+
+def _clone(model: ir.Model) -> ir.Model:
+    return ir.serde.deserialize_model(ir.serde.serialize_model(model))
 
 
 def _quantize(result: ExportResult, opts: ConvertOptions) -> dict[str, Any]:

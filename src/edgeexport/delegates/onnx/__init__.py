@@ -5,7 +5,8 @@ Every edge-profile op maps to itself; what onnxruntime lacks is checked here, in
 
 from __future__ import annotations
 
-import argparse
+from typing import Any
+
 from pathlib import Path
 
 import onnx_ir as ir
@@ -42,7 +43,7 @@ class OnnxTarget(Target):
     runtimes = ("onnxruntime", "reference")
 
     def emit(self, model: ir.Model, out_dir: Path,
-             options: argparse.Namespace | None = None) -> Artifact:
+             options: Any = None) -> Artifact:
         path = Path(out_dir) / self.artifact_name
         eir.save(model, path)
         files = [path] + ([path.with_name(path.name + ".data")]
