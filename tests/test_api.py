@@ -61,7 +61,12 @@ def test_module_to_each_target(net: SmallNet, target: str) -> None:
 def test_all_targets_in_one_call(net: SmallNet, tmp_path) -> None:
     bundles = edgeexport.convert(net, (_example(),), targets=["onnx", "nnapi", "vulkan",
                                                               "coreml", "metal"],
-                                 out=tmp_path / "all")
+                                 out=tmp_path / "all",
+                                 options={"nnapi": {"android_api": 30},
+                                          "coreml": CoremlOptions(ios=17)})
+    assert bundles["nnapi"].manifest["target_options"]["android_api"] == 30
+    assert bundles["coreml"].manifest["target_options"]["ios"] == 17
+    assert bundles["metal"].manifest["target_options"]["ios"] == 16
     assert set(bundles) == {"onnx", "nnapi", "vulkan", "coreml", "metal"}
     assert all(b.passed for b in bundles.values()), {k: b.verdict for k, b in bundles.items()}
     combined = json.loads((tmp_path / "all" / "report.json").read_text())

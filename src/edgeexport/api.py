@@ -110,7 +110,8 @@ def convert(model: Model, example_inputs: Any = None, *, target: str | None = No
     example_inputs: a tensor/array or a tuple of them (shapes and dtypes are taken from them,
     names from forward's signature); files that carry shapes need none (or input_shapes=).
     quantize: None, "int8", "fp16" or "dynamic-int8"; calibration/samples: a path or arrays.
-    options: the target's options dataclass (edgeexport.target_options) or a dict.
+    options: the target's options dataclass (edgeexport.target_options) or a dict; with several
+    targets, a dict by target name ({"nnapi": NnapiOptions(...), "rpi": {...}}).
     targets=[...] or target="all": one Bundle per target (a dict), from one export/quantize.
     out=None: a temporary folder that the Bundle keeps alive.
     Other keywords: input_shapes, dynamic_batch, optimize, calibration_method, preprocess,
