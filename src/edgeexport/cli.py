@@ -54,6 +54,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from edgeexport import profile
+    from edgeexport.target_options import add_cli_options
     from edgeexport.validate.parity import add_emulation_arguments
 
     parser = _Parser(prog="edgeexport", description="PyTorch to edge artifacts, with parity.")
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _native_arg(p)
     add_emulation_arguments(p)
     _common(p)
+    add_cli_options(p, list(profile.TARGET_MODULES))
 
     p = sub.add_parser("validate", help="re-run parity for a bundle on every available runtime")
     p.add_argument("bundle")
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, choices=list(profile.TARGET_MODULES))
     p.add_argument("--precision", choices=["fp32", "fp16"])
     _common(p)
+    add_cli_options(p, list(profile.TARGET_MODULES))
 
     p = sub.add_parser("run", help="run an artifact on inputs")
     p.add_argument("artifact")
@@ -152,21 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Two steps: the common flags first, then the options of the chosen target(s) only, so that
-    a target's packages are imported only when that target is used."""
-    from edgeexport import delegates, profile
-
-    args, rest = build_parser().parse_known_args(argv)
-    if args.command not in ("convert", "inspect"):
-        if rest:
-            raise UsageError(f"edgeexport {args.command}: unrecognized arguments: {' '.join(rest)}")
-        return args
-    names = list(profile.TARGET_MODULES) if args.target == "all" else [args.target]
-    extra = _Parser(prog=f"edgeexport {args.command} --target {args.target}",
-                    conflict_handler="resolve", add_help=False)
-    for name in names:
-        delegates.load_target(name).add_options(extra)
-    return extra.parse_args(rest, namespace=args)
+    """Every target's options are flags of convert and inspect (from the dataclasses in
+    edgeexport.target_options, no delegate imported); a flag that the chosen target does not
+    take is refused by the command (target_options.check_cli_targets)."""
+    return build_parser().parse_args(argv)
 
 
 class Terminated(KeyboardInterrupt):

@@ -29,6 +29,13 @@ def _output_names(args: argparse.Namespace) -> list[str] | None:
     return [n.strip() for n in args.output_names.split(",")] if args.output_names else None
 
 
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The model flags (--input-shape, ...) as the API's keyword arguments."""
+    return {"input_shapes": _input_specs(args), "dynamic_batch": args.dynamic_batch,
+            "trust_pickle": args.trust_pickle, "allow_cwd_import": args.allow_cwd_import,
+            "optimize": not args.no_optimize, "output_names": _output_names(args)}
+
+
 def _options(args: argparse.Namespace, target: str) -> Any:
     from edgeexport.pipeline import ConvertOptions
 
@@ -75,65 +82,92 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from edgeexport import profile
-    from edgeexport.pipeline import convert
+    from edgeexport import api, profile, target_options
+    from edgeexport.pipeline import NotConverted
 
     targets = list(profile.TARGET_MODULES) if args.target == "all" else [args.target]
-    if args.target == "all":
-        _check_all_root(Path(args.output), targets, args.force)
-    results, worst = [], EXIT_OK
-    for target in targets:
-        out = Path(args.output) / target if args.target == "all" else Path(args.output)
-        progress = StageProgress(not args.json)
-        try:
-            outcome = convert(args.model, out, _options(args, target), progress)
-        finally:
-            progress.close()
-        if args.native:
-            _add_native_rows(outcome.out, outcome.report)
-            outcome.passed = outcome.report["passed"]
-        results.append(outcome)
-        if not outcome.passed:
-            worst = EXIT_PARITY
+    target_options.check_cli_targets(args, targets)
+    progress = StageProgress(not args.json, total=3 + 2 * len(targets))
+    try:
+        got = api.convert.cli(args.model, target=args.target if len(targets) == 1 else None,
+                              targets=targets if len(targets) > 1 else None,
+                              quantize=args.quantize, calibration=args.calibration_data,
+                              samples=args.samples, max_error=args.max_error, options=args,
+                              out=args.output, progress=progress, **_model_kwargs(args),
+                              calibration_method=args.calibration_method,
+                              preprocess=args.preprocess, labels=args.labels, force=args.force,
+                              max_emulated_seconds=args.max_emulated_seconds,
+                              emulated_samples=args.emulated_samples)
+    finally:
+        progress.close()
+    bundles = got if isinstance(got, dict) else {args.target: got}
+    converted = {n: b for n, b in bundles.items() if not isinstance(b, NotConverted)}
+    if args.native:
+        for b in converted.values():
+            _add_native_rows(b.path, b.report)
+    refused = [b for b in bundles.values() if isinstance(b, NotConverted)]
+    worst = (refused[0].error.exit_code if refused
+             else EXIT_OK if all(b.passed for b in converted.values()) else EXIT_PARITY)
     if args.json:
-        docs = [{"ok": o.passed, "verdict": o.report["verdict"], "out": str(o.out),
-                 "report": o.report} for o in results]
-        emit_json("convert", docs if len(docs) > 1 else docs[0], worst,
-                  [w for o in results for w in o.report.get("warnings", [])])
+        docs = [{"ok": False, "verdict": "not converted", "target": b.target, "out": None,
+                 "error": str(b.error), "report": None} if isinstance(b, NotConverted) else
+                {"ok": b.passed, "verdict": b.verdict, "target": n, "out": str(b.path),
+                 "report": b.report} for n, b in bundles.items()]
+        return emit_json("convert", docs if len(docs) > 1 else docs[0], worst,
+                         [w for b in converted.values() for w in b.report.get("warnings", [])])
+    if len(bundles) == 1:
+        b = next(iter(bundles.values()))
+        print_report(b.path, b.report)
     else:
-        for o in results:
-            print_report(o.out, o.report)
+        print_combined(Path(args.output), bundles)
     return worst
 
 
 def _add_native_rows(out: Path, report: dict[str, Any]) -> None:
-    """The C++ runner's rows join the report printed and returned (report.json on disk is left
-    as convert wrote it: the manifest holds its sha256)."""
+    """The C++ runner's rows join the report printed and returned, and its verdict (report.json
+    on disk is left as convert wrote it: the manifest holds its sha256)."""
     from edgeexport.runtimes import native
+    from edgeexport.validate import decide_verdict
     from edgeexport.validate.bundle import read_manifest
 
-    rows = native.parity_rows(out, read_manifest(out))
-    report["parity"] = list(report["parity"]) + rows
-    executed = [p for p in report["parity"] if p["executed"]]
-    report["passed"] = bool(executed) and all(p["passed"] for p in executed)
+    report["parity"] = list(report["parity"]) + native.parity_rows(out, read_manifest(out))
+    verdict, reason = decide_verdict(report["parity"], report.get("parity_inputs_unverified"))
+    report.update(verdict=verdict, verdict_reason=reason, passed=verdict == "passed")
 
 
-def _check_all_root(root: Path, targets: list[str], force: bool) -> None:
-    """--target all writes OUT/<target>/: OUT may hold those bundles (replaced with --force) and
-    nothing else; every target's folder is checked before the first conversion starts."""
-    from edgeexport.validate.bundle import check_output_dir
+def print_combined(out: Path, bundles: dict[str, Any]) -> None:
+    """One table for a multi-target convert: targets x runtimes (OUT/report.json)."""
+    import json
 
-    root = root.resolve() if root.is_symlink() else root
-    if root.is_dir():
-        ours = tuple(f".{t}.{kind}-" for t in targets for kind in ("staging", "old"))
-        other = sorted(p.name for p in root.iterdir()
-                       if p.name not in targets and not p.name.startswith(ours))
-        if other:
-            raise UsageError(f"{root}: --target all writes one bundle per target in "
-                             f"{root}/<target>/, and the folder holds other files ({other[0]}); "
-                             "choose a new or empty folder")
-    for target in targets:
-        check_output_dir(root / target, force)
+    from edgeexport.pipeline import NotConverted
+
+    combined = json.loads((out / "report.json").read_text())
+    shared = combined["shared"]
+    print(f"exported, optimized and quantized once ({shared['quantize_runs']} quantization "
+          "run(s)): " + ", ".join(f"{k} {v:.2f}s" for k, v in shared["timings_s"].items()))
+    rows = [("target", "runtime", "executed", "max_abs_err", "cosine", "latency_ms", "result")]
+    f = (lambda v, fmt=".2e": "-" if v is None else format(v, fmt))  # noqa: E731
+    for name, b in bundles.items():
+        if isinstance(b, NotConverted):
+            rows.append((name, "-", "no", "-", "-", "-", f"not converted: {b.error}"))
+            continue
+        for p in b.report["parity"]:
+            rows.append((name, p["runtime"], "yes" if p["executed"] else "no",
+                         f(p["max_abs_err"]), f(p["cosine"], ".6f"),
+                         f(p.get("latency_ms"), ".2f"),
+                         (p.get("verdict") or ("passed" if p["passed"] else "failed"))
+                         if p["executed"] else f"not executed: {p['reason']}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    for name, b in bundles.items():
+        if isinstance(b, NotConverted):
+            print(f"{name}: not converted ({b.error})")
+            continue
+        print_warnings(b.report.get("warnings", []), prefix=f"({name}) ")
+        print(f"{name}: " + verdict_line(b.verdict, b.report.get("verdict_reason"))
+              + f" ({b.path / 'report.html'})")
+    print(f"combined report: {out / 'report.json'}")
 
 
 def print_report(out: Path, report: dict[str, Any], file: Any = None) -> None:
@@ -182,102 +216,35 @@ def print_parity_table(parity: list[dict[str, Any]], file: Any = None) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from edgeexport import delegates
-    from edgeexport.pipeline import runtime_step
-    from edgeexport.validate import Tolerance, check_runtime, decide_verdict
-    from edgeexport.validate.bundle import load_parity_tensors, read_manifest, read_report
-    from edgeexport.validate.manifest import errors as manifest_errors
+    from edgeexport.bundle import validate
 
-    out = Path(args.bundle)
-    manifest = read_manifest(out)
-    problems = manifest_errors(manifest) if "schema_version" in manifest else []
-    if problems:  # (bundles from before schema_version are read as they are)
-        raise UsageError(f"{out / 'manifest.json'}: does not follow manifest.schema.json "
-                         f"({problems[0]}); convert the model again")
-    target = delegates.load_target(manifest["target"])
-    samples, expected = load_parity_tensors(out, manifest)
-    tol = manifest["tolerances"]
-    tolerance = Tolerance(**tol)
-    artifact = out / manifest["artifact"]
-    _probe(artifact, target.runtimes, samples)
     progress = StageProgress(not args.json, stages=("validate",))
     try:
-        parity = [check_runtime(name, artifact, samples, expected, tolerance,
-                                emulation=emulation_cap(args),
-                                progress=runtime_step(progress, name)).to_json()
-                  for name in target.runtimes]
+        got = validate(Path(args.bundle), args.per_layer, native=args.native,
+                       emulation=emulation_cap(args), progress=progress)
     finally:
         progress.close()
-    if args.native:
-        from edgeexport.runtimes import native
-
-        parity += native.parity_rows(out, manifest)
-    warnings = [w for p in parity for w in (p.get("details") or {}).get("warnings", [])]
-    # the inputs are the bundle's: what convert said of them holds for this run too
-    verdict, reason = decide_verdict(parity, read_report(out).get("parity_inputs_unverified"))
-    layers = per_layer(out, manifest, samples[0]) if args.per_layer else None
-    code = EXIT_OK if verdict == "passed" else EXIT_PARITY
+    code = EXIT_OK if got["ok"] else EXIT_PARITY
     if args.json:
-        return emit_json("validate", {"ok": verdict == "passed", "verdict": verdict,
-                                      "verdict_reason": reason, "parity": parity,
-                                      "per_layer": layers}, code, warnings)
-    print_parity_table(parity)
-    if layers is not None:
-        print_layers(layers, args.top)
-    print_warnings(warnings)
-    print(verdict_line(verdict, reason))
+        warnings = got.pop("warnings")
+        return emit_json("validate", got, code, warnings)
+    print_parity_table(got["parity"])
+    if got["per_layer"] is not None:
+        print_layers(got["per_layer"], args.top)
+    print_warnings(got["warnings"])
+    print(verdict_line(got["verdict"], got["verdict_reason"]))
     return code
 
 
-def print_warnings(warnings: list[Any], file: Any = None) -> None:
+def print_warnings(warnings: list[Any], file: Any = None, prefix: str = "") -> None:
     """report.json's findings ({level, topic, text}, worst first; notes and the UNVERIFIED
     verdict, which the summary line states, left out) or plain warning strings."""
     for w in warnings:
         if isinstance(w, dict):
             if w["level"] != "note" and not w["text"].startswith("UNVERIFIED"):
-                print(f"{w['level'].upper()}: {w['text']}", file=file or sys.stdout)
+                print(f"{w['level'].upper()}: {prefix}{w['text']}", file=file or sys.stdout)
         else:
-            print(f"WARNING: {w}", file=file or sys.stdout)
-
-
-#: runtimes that already run out of process or in pure Python: a crash cannot take us down
-_SAFE_RUNTIMES = ("reference", "litert-aarch64-qemu", "mil-interpreter")
-
-
-def _probe(artifact: Path, names: Any, samples: list[dict[str, np.ndarray]]) -> None:
-    """A bundle's artifact is checked structurally, then loaded and run on the first sample in
-    a child process by each native runtime here, before this process loads it (exit 2 when the
-    file is corrupt, instead of a crash)."""
-    from edgeexport import runtimes
-    from edgeexport.runtimes.isolate import declared_inputs, run_isolated
-
-    try:
-        fmt = runtimes.artifact_format(artifact)
-    except ValueError as exc:
-        raise UsageError(f"{exc}; convert the model again to rewrite the bundle") from None
-    declared_inputs(artifact, fmt)
-    for name in names:
-        if name in _SAFE_RUNTIMES or runtimes.get(name).unavailable_reason():
-            continue
-        run_isolated(name, artifact, samples[0] if samples else {})
-
-
-def per_layer(out: Path, manifest: dict[str, Any], feeds: dict[str, np.ndarray]) -> dict:
-    """Compare every intermediate tensor a runtime exposes with the reference runtime's."""
-    from edgeexport import runtimes
-    from edgeexport.validate import layers
-    from edgeexport.validate.manifest import pytorch_inputs
-
-    ir_path = out / manifest.get("ir", manifest["artifact"])
-    if runtimes.artifact_format(ir_path) != "onnx":
-        raise UsageError(f"{out}: the bundle has no IR model to compare layers with")
-    artifact = out / manifest["artifact"]
-    # the parity inputs are the artifact's (NHWC, int8 with --io-layout/--int8-io): the IR
-    # takes PyTorch's
-    results, _ = layers.compare(eir.load(ir_path), artifact,
-                                runtimes.runtimes_for(runtimes.artifact_format(artifact)),
-                                pytorch_inputs(manifest, feeds), feeds, manifest["tolerances"])
-    return results
+            print(f"WARNING: {prefix}{w}", file=file or sys.stdout)
 
 
 def print_layers(layers: dict[str, Any], top: int = 10, file: Any = None) -> None:
@@ -305,16 +272,14 @@ def print_layers(layers: dict[str, Any], top: int = 10, file: Any = None) -> Non
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from edgeexport import delegates
-    from edgeexport.pipeline import Timer, coverage_warnings, export_and_optimize
+    from edgeexport import api, target_options
 
-    target = delegates.load_target(args.target)
-    result, _ = export_and_optimize(args.model, _options(args, args.target), Timer())
-    coverage = target.coverage(result.model, args)
-    cov = coverage.to_json()
+    target_options.check_cli_targets(args, [args.target])
+    cov = api.inspect.cli(args.model, target=args.target, options=args, **_model_kwargs(args))
     if args.json:
         return emit_json("inspect", {"ok": True, "target": args.target, "coverage": cov},
-                         EXIT_OK, coverage_warnings(coverage))
+                         EXIT_OK, [n.removeprefix("WARNING: ") for n in cov.get("notes", [])
+                                   if n.startswith("WARNING: ")])
     print(f"{args.target}: {cov['delegated_ops']}/{cov['total_ops']} ops delegated in "
           f"{cov['partitions']} partition(s)")
     for fb in cov["fallback"]:
@@ -325,37 +290,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgeexport import runtimes
-    from edgeexport.runtimes.isolate import check_feeds, declared_inputs, run_isolated
+    from edgeexport.bundle import run_artifact
 
     path = Path(args.artifact)
     if not path.exists():
         raise UsageError(f"{path}: no such artifact")
-    try:
-        fmt = runtimes.artifact_format(path)
-    except ValueError as exc:
-        raise UsageError(f"{exc}; pass an .onnx, .tflite, .param or .mlpackage") from None
-    names = [args.runtime] if args.runtime else runtimes.runtimes_for(fmt)
-    runtime = None
-    for name in names:
-        try:
-            candidate = runtimes.get(name)
-        except KeyError as exc:
-            raise UsageError(str(exc).strip("'\"")) from None
-        if fmt not in candidate.formats:
-            raise UsageError(f"runtime '{name}' does not execute {fmt} artifacts")
-        if candidate.unavailable_reason() is None:
-            runtime = candidate
-            break
-    if runtime is None:
-        raise UsageError(f"{path}: no runtime available here for {fmt} artifacts")
     feeds, files = _read_inputs(args.input)
-    check_feeds(feeds, files, declared_inputs(path, fmt), path)
-    outputs, facts = run_isolated(runtime.name, path, feeds)
+    runtime, device, outputs = run_artifact(path, feeds, args.runtime, files=files)
     if args.output:
         np.savez(args.output, **outputs)
     if args.json:
-        emit_json("run", {"ok": True, "runtime": runtime.name, "device": facts["device"],
+        emit_json("run", {"ok": True, "runtime": runtime, "device": device,
                    "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name,
                                    "values": v.ravel()[:16].tolist()} for k, v in outputs.items()}})
     else:
@@ -389,65 +334,11 @@ def _read_inputs(items: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str
     return feeds, files
 
 
-def _native_bench_rows(out: Path, manifest: dict[str, Any], runs: int) -> list[dict[str, Any]]:
-    """Latency rows of the C++ runner (`--bench`: first run timed apart, then `runs` runs)."""
-    from edgeexport.runtimes import native
-
-    rows = []
-    for rt in native.NATIVE_RUNTIMES.get(manifest.get("artifact_format", ""), ()):
-        reason = native.unavailable_reason(rt.arch)
-        doc = None if reason else native.run(out, rt, manifest, bench=runs)
-        row = doc["parity"][0] if doc else None
-        if doc is None or "bench" not in doc:
-            rows.append({"runtime": rt.name, "executed": False,
-                         "reason": reason or (row or {}).get("reason") or "no latency"})
-            continue
-        b = doc["bench"]
-        rows.append({"runtime": rt.name, "executed": True, "device": row["device"],
-                     "median_ms": round(b["median_ms"], 3), "p90_ms": round(b["p90_ms"], 3),
-                     "min_ms": round(b["min_ms"], 3), "p10_ms": round(b["p10_ms"], 3),
-                     "first_ms": round(b["first_ms"], 3), "runs": b["runs"],
-                     "emulated": rt.arch == "aarch64"})
-    return rows
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
-    import statistics
-    import time
-
-    from edgeexport import delegates, runtimes
-    from edgeexport.validate.bundle import load_parity_tensors, read_manifest
+    from edgeexport.bundle import bench
 
     out = Path(args.bundle)
-    manifest = read_manifest(out)
-    if args.runs < 1:
-        raise UsageError("--runs must be at least 1")
-    feeds = load_parity_tensors(out, manifest)[0][0]
-    _probe(out / manifest["artifact"], delegates.load_target(manifest["target"]).runtimes,
-           [feeds])
-    rows = []
-    for name in delegates.load_target(manifest["target"]).runtimes:
-        rt = runtimes.get(name)
-        reason = rt.unavailable_reason()
-        if reason:
-            rows.append({"runtime": name, "executed": False, "reason": reason})
-            continue
-        session = rt.load(out / manifest["artifact"])
-        for _ in range(2):
-            session.run(feeds)
-        times = []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            session.run(feeds)
-            times.append((time.perf_counter() - t) * 1000)
-        details = dict(getattr(session, "details", {}))
-        rows.append({"runtime": name, "executed": True, "device": session.device,
-                     "median_ms": round(statistics.median(times), 3),
-                     "p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 3),
-                     "min_ms": round(min(times), 3), "runs": args.runs,
-                     "emulated": bool(details.get("emulated", False))})
-    if args.native:
-        rows += _native_bench_rows(out, manifest, args.runs)
+    rows = bench(out, args.runs, native=args.native)
     if args.json:
         emit_json("bench", {"ok": True, "bundle": str(out), "latency": rows})
         return EXIT_OK
@@ -466,13 +357,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    from edgeexport import delegates, profile
+    from edgeexport import delegates, profile, target_options
 
     names = delegates.target_names()
     matrix = profile.support_matrix()
     info = [{"target": n, "description": delegates.load_target(n).description,
              "runtimes": list(delegates.load_target(n).runtimes),
-             "ops_supported": sum(1 for op in matrix if matrix[op].get(n, "no") != "no")}
+             "ops_supported": sum(1 for op in matrix if matrix[op].get(n, "no") != "no"),
+             "options": target_options.describe(n)}
             for n in names]
     if args.json:
         emit_json("targets", {"targets": info, "ops": matrix,
@@ -482,6 +374,9 @@ def cmd_targets(args: argparse.Namespace) -> int:
     for t in info:
         print(f"  {t['target']:<8} {t['ops_supported']:>3} ops  runtimes: "
               f"{', '.join(t['runtimes'])}  — {t['description']}")
+        for o in t["options"]:
+            choices = f" ({'|'.join(map(str, o['choices']))})" if o["choices"] else ""
+            print(f"      {o['flag']:<24} default {o['default']!s:<11}{choices} {o['help']}")
     if args.ops:
         print("\n" + "op".ljust(24) + "".join(n.ljust(10) for n in names))
         for op, row in matrix.items():

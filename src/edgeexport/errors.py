@@ -19,9 +19,19 @@ class EdgeExportError(Exception):
 
 
 class UsageError(EdgeExportError):
-    """Bad input or bad usage: missing file, wrong shape, unreadable data (exit 2)."""
+    """Bad input or bad usage: missing file, wrong shape, unreadable data (exit 2).
+
+    `api`: the same message worded for the Python API (naming its arguments, not CLI flags);
+    edgeexport.api re-raises with it (for_api)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, api: str | None = None) -> None:
+        super().__init__(message)
+        self.api = api
+
+    def for_api(self) -> UsageError:
+        return UsageError(self.api) if self.api else self
 
 
 class ConversionError(EdgeExportError):

@@ -5,7 +5,7 @@ Each stage hands the next the IR (or the artifact); timings are kept per stage f
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ import onnx_ir as ir
 from edgeexport import delegates, passes
 from edgeexport import ir as eir
 from edgeexport.delegates.base import Artifact, Coverage, ImageInput, Target
+from edgeexport.errors import ConversionError, EdgeExportError, UsageError
 from edgeexport.exporter import ExportResult, InputSpec, export
 from edgeexport.validate import TOLERANCES, ParityResult, Tolerance, check_runtime, decide_verdict
 from edgeexport.validate import noise as noise_mod
@@ -52,12 +53,16 @@ class ConvertOptions:
     samples: str | None = None
     #: class names, one per line: copied into the bundle as labels.txt (manifest `labels`)
     labels: str | None = None
-    target_options: argparse.Namespace | None = None
+    #: the target's typed options (edgeexport.target_options), a dict of them, or the CLI's
+    #: namespace; read once per target by target_options.coerce
+    target_options: Any = None
     timing_runs: int = 3
     #: replace a previous bundle at OUT (never a folder of other files: see bundle.staging)
     force: bool = False
     #: caps on parity runs under emulation (qemu): wall seconds, or sample count
     emulation: EmulationCap = field(default_factory=EmulationCap)
+    #: tensors/arrays from the Python API: they fix the input shapes and dtypes
+    example_inputs: tuple | None = None
 
 
 @dataclass
@@ -85,11 +90,12 @@ def _noop(stage: str, detail: str) -> None:
     pass
 
 
-def export_and_optimize(model: str, opts: ConvertOptions, timer: Timer,
+def export_and_optimize(model: Any, opts: ConvertOptions, timer: Timer,
                         progress: Progress = _noop) -> tuple[ExportResult, passes.PassReport]:
-    progress("export", model)
+    progress("export", model if isinstance(model, str) else type(model).__name__)
     with timer.stage("export"):
-        result = export(model, input_specs=opts.input_specs, dynamic_batch=opts.dynamic_batch,
+        result = export(model, input_specs=opts.input_specs, example_inputs=opts.example_inputs,
+                        dynamic_batch=opts.dynamic_batch,
                         trust_pickle=opts.trust_pickle, output_names=opts.output_names,
                         allow_cwd_import=opts.allow_cwd_import)
     progress("passes", "optimize")
@@ -180,20 +186,38 @@ def _image_feeds(samples: list[dict[str, np.ndarray]], random: dict[str, np.ndar
     return fed, model_feeds
 
 
-def convert(model: str, out: Path, opts: ConvertOptions,
-            progress: Progress = _noop) -> ConvertOutcome:
-    out = Path(out)
-    bundle_mod.check_output_dir(out, opts.force)
-    target = delegates.load_target(opts.target)
-    timer = Timer()
-    result, pass_report = export_and_optimize(model, opts, timer, progress)
+@dataclass
+class Prepared:
+    """The IR after export, passes and quantization: shared by every target of one convert."""
+
+    result: ExportResult
+    pass_report: passes.PassReport
+    quant_info: dict[str, Any]
+    timer: Timer
+    eager_outputs: Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+    expected_source: str
+    #: how many times the model was quantized (calibrated, for int8): once per convert
+    quantize_runs: int = 0
+
+
+def prepare(model: Any, opts: ConvertOptions, targets: list[Target],
+            progress: Progress = _noop,
+            exported: tuple[ExportResult, Timer] | None = None) -> Prepared:
+    """Export, optimize and quantize once (the part every target shares); every target's op
+    check runs before quantization and calibration (fail fast). `exported`: the export and
+    passes already done (with the timer that measured them)."""
+    if exported is None:
+        timer = Timer()
+        result, pass_report = export_and_optimize(model, opts, timer, progress)
+    else:
+        (result, pass_report), timer = exported[0], exported[1]
     source_model = result.source_model
-    target.check_lowerable(result.model)  # fail fast, before quantization and calibration
+    for target in targets:  # fail fast, before quantization and calibration
+        target.check_lowerable(result.model)
     if opts.quantize:
         progress("quantize", opts.quantize)
     with timer.stage("quantize"):
         quant_info = _quantize(result, opts, lambda detail: progress("quantize", detail))
-    coverage = target.coverage(result.model, opts.target_options)
     expected_source = "pytorch"
 
     source_bytes = eir.to_bytes(source_model) if result.eager is None else b""
@@ -212,6 +236,156 @@ def convert(model: str, out: Path, opts: ConvertOptions,
 
     if result.eager is None:
         expected_source = "onnxruntime on the source ONNX model, before passes"
+    return Prepared(result, pass_report, quant_info, timer, eager_outputs, expected_source,
+                    quantize_runs=1 if opts.quantize else 0)
+
+
+def convert(model: Any, out: Path, opts: ConvertOptions,
+            progress: Progress = _noop) -> ConvertOutcome:
+    out = Path(out)
+    bundle_mod.check_output_dir(out, opts.force)
+    target = delegates.load_target(opts.target)  # an unknown target: exit 2 before exporting
+    return emit_target(prepare(model, opts, [target], progress), out, opts, progress)
+
+
+@dataclass
+class NotConverted:
+    """A target of a multi-target convert that no bundle was written for, and why."""
+
+    target: str
+    error: EdgeExportError
+
+
+def convert_all(model: Any, out: Path, targets: list[str], opts: ConvertOptions,
+                progress: Progress = _noop
+                ) -> tuple[dict[str, ConvertOutcome | NotConverted], dict[str, Any]]:
+    """Every target in `targets` from one export/optimize/quantize: OUT/<target>/ bundles and
+    OUT/report.json, the combined report (targets x runtimes). A target that cannot take the
+    model (an op it has no lowering for, an emitter that refuses it) is reported in the combined
+    report and the others are still written; when no target can, its error is raised."""
+    out = Path(out)
+    check_all_root(out, targets, opts.force)
+    loaded = [delegates.load_target(name) for name in targets]
+    refused: dict[str, NotConverted] = {}
+    timer = Timer()
+    exported = export_and_optimize(model, opts, timer, progress)
+    result = exported[0]
+    for target in loaded:
+        try:
+            target.check_lowerable(result.model)
+        except EdgeExportError as exc:
+            refused[target.name] = NotConverted(target.name, exc)
+    if len(refused) == len(targets):
+        raise refused[targets[0]].error
+    prep = prepare(model, opts, [t for t in loaded if t.name not in refused], progress,
+                   exported=(exported, timer))
+    outcomes: dict[str, ConvertOutcome | NotConverted] = {}
+    for name in targets:
+        if name in refused:
+            outcomes[name] = refused[name]
+            continue
+        target_opts = opts.target_options
+        if isinstance(target_opts, dict) and set(target_opts) <= set(targets):
+            target_opts = target_opts.get(name)  # per-target options: {"nnapi": {...}, ...}
+        try:
+            outcomes[name] = emit_target(prep, out / name, dataclasses.replace(
+                opts, target=name, target_options=target_opts), progress)
+        except ConversionError as exc:  # this target's emitter refused: the others go on
+            outcomes[name] = NotConverted(name, exc)
+    if all(isinstance(o, NotConverted) for o in outcomes.values()):
+        raise outcomes[targets[0]].error  # type: ignore[union-attr]
+    combined = combined_report(prep, outcomes)
+    bundle_mod.write_json(out / COMBINED_REPORT, combined)
+    return outcomes, combined
+
+
+#: OUT/report.json of a multi-target convert (beside the OUT/<target>/ bundles)
+COMBINED_REPORT = "report.json"
+
+
+def check_all_root(root: Path, targets: list[str], force: bool) -> None:
+    """A multi-target convert writes OUT/<target>/ and OUT/report.json: OUT may hold those (a
+    previous multi-target convert, replaced with --force) and nothing else; every target's
+    folder is checked before the first conversion starts."""
+    root = root.resolve() if root.is_symlink() else root
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root}: exists and is not a directory; choose another output path")
+    if root.is_dir():
+        ours = tuple(f".{t}.{kind}-" for t in targets for kind in ("staging", "old"))
+        other = sorted(p.name for p in root.iterdir()
+                       if p.name not in targets and not p.name.startswith(ours)
+                       and not (p.name == COMBINED_REPORT and _is_combined_report(p)))
+        if other:
+            raise UsageError(f"{root}: a multi-target convert writes one bundle per target in "
+                             f"{root}/<target>/, and the folder holds other files ({other[0]}); "
+                             "choose a new or empty folder")
+        if (root / COMBINED_REPORT).exists() and not force:
+            raise UsageError(f"{root}: holds a previous multi-target convert; pass --force to "
+                             "replace it, or choose a new folder")
+    for target in targets:
+        bundle_mod.check_output_dir(root / target, force)
+
+
+def _is_combined_report(path: Path) -> bool:
+    """OUT/report.json is edgeexport's own combined report (so --force may replace it)."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and {"targets", "shared"} <= set(doc)
+
+
+def combined_report(prep: Prepared,
+                    outcomes: dict[str, ConvertOutcome | NotConverted]) -> dict[str, Any]:
+    """OUT/report.json of a multi-target convert: what was shared once, and targets x runtimes
+    (a target that could not take the model: verdict "not converted" and its error)."""
+    shared = ("export", "passes", "quantize")
+    targets: dict[str, Any] = {}
+    for name, o in outcomes.items():
+        if isinstance(o, NotConverted):
+            targets[name] = {"bundle": None, "verdict": "not converted", "passed": False,
+                             "error": str(o.error), "parity": []}
+            continue
+        targets[name] = {
+            "bundle": name, "verdict": o.report["verdict"], "passed": o.report["passed"],
+            "artifact": o.report["artifact"], "artifact_bytes": o.report["artifact_bytes"],
+            "timings_s": {k: o.report["timings_s"][k] for k in ("emit", "validate")},
+            "parity": [{k: p.get(k) for k in ("runtime", "executed", "passed", "verdict",
+                                              "max_abs_err", "cosine", "top1_agreement",
+                                              "latency_ms", "reason")}
+                       for p in o.report["parity"]]}
+    return {
+        "schema_version": 1,
+        "targets": targets,
+        "passed": all(t["passed"] for t in targets.values()),
+        # exported, optimized and quantized (calibrated) once for all targets
+        "shared": {"timings_s": {k: prep.timer.seconds.get(k, 0.0) for k in shared},
+                   "quantize_runs": prep.quantize_runs,
+                   "quantization": {k: v for k, v in prep.quant_info.items()
+                                    if isinstance(v, (str, int, float, bool))}},
+    }
+
+
+def emit_target(prep: Prepared, out: Path, opts: ConvertOptions,
+                progress: Progress = _noop) -> ConvertOutcome:
+    """One target's bundle from the shared IR. The target gets its own copy of the IR (an
+    emitter or a layout pass may change the graph it is given) and its own typed options."""
+    out = Path(out)
+    bundle_mod.check_output_dir(out, opts.force)
+    target = delegates.load_target(opts.target)
+    from edgeexport import target_options
+
+    opts = dataclasses.replace(opts, target_options=target_options.coerce(
+        target.name, opts.target_options, quantize=opts.quantize))
+    result = dataclasses.replace(prep.result, model=_clone(prep.result.model))
+    timer = Timer()
+    timer.seconds.update(prep.timer.seconds)
+    pass_report, quant_info, expected_source = prep.pass_report, prep.quant_info, \
+        prep.expected_source
+    eager_outputs = prep.eager_outputs
+    coverage = target.coverage(result.model, opts.target_options)
     image_inputs = target.image_inputs(result.model, opts.target_options)
     checked = parity_sets(result, opts, eager_outputs, image_inputs)
     fp16_range = guard_fp16(result, opts, target, checked, progress)
@@ -284,9 +458,7 @@ def guard_fp16(result: ExportResult, opts: ConvertOptions, target: Target, check
         block["warnings"] = [f"fp16 overflows in {where}: expect inf/NaN; drop --precision "
                              "fp16 to emit fp32"]
         return block
-    opts.target_options = argparse.Namespace(**{**vars(opts.target_options or
-                                                        argparse.Namespace()),
-                                                "precision": "fp32"})
+    opts.target_options = dataclasses.replace(opts.target_options, precision="fp32")
     block["action"] = "fp32"
     why = ("ncnn's fp16 storage is global" if target.name == "vulkan"
            else "its emitter has no per-op precision yet")
@@ -313,8 +485,12 @@ def runtime_step(progress: Progress, runtime: str) -> Callable[[str], None]:
     return lambda detail: progress("validate", f"{runtime}: {detail}")
 
 
+def _clone(model: ir.Model) -> ir.Model:
+    return ir.serde.deserialize_model(ir.serde.serialize_model(model))
+
+
 def _quantize(result: ExportResult, opts: ConvertOptions,
-              step: Callable[[str], None]) -> dict[str, Any]:
+              step: Callable[[str], None] = lambda detail: None) -> dict[str, Any]:
     if not opts.quantize:
         return {"scheme": None}
     from edgeexport import quantize

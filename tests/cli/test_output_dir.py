@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_bad_input_table import run_main, snapshot
 
 TINY = ["convert", "tests.fuzz.make_corpus:tiny", "--input-shape", "x=1,3,8,8", "--target", "onnx"]
@@ -84,3 +86,19 @@ def test_target_all_refuses_a_user_folder(tmp_path, capfd) -> None:
                           "x=1,3,8,8", "--target", "all", "-o", str(out), "--force"], capfd)
     assert code == 2 and "labels.txt" in err and "<target>" in err
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_target_all_again_needs_force_and_keeps_a_user_report(tmp_path, capfd) -> None:
+    out = tmp_path / "all"
+    argv = ["convert", "tests.fuzz.make_corpus:tiny", "--input-shape", "x=1,3,8,8", "--target",
+            "all", "-o", str(out)]
+    assert run_main(argv, capfd)[0] == 0
+    assert json.loads((out / "report.json").read_text())["passed"]
+    code, err = run_main(argv, capfd)
+    assert code == 2 and "--force" in err
+    assert run_main([*argv, "--force"], capfd)[0] == 0
+    (out / "report.json").write_text('{"mine": 1}')  # not a combined report: the user's file
+    before = snapshot(tmp_path)
+    code, err = run_main([*argv, "--force"], capfd)
+    assert code == 2 and "report.json" in err and snapshot(tmp_path) == before

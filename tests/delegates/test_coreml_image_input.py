@@ -64,7 +64,7 @@ def test_image_input_parity_and_manifest(tmp_path: Path) -> None:
                         [{"x": implied}], [{"logits": want}], TOLERANCES["fp32"], timing_runs=0)
     assert old.executed and not old.passed
     # validate --per-layer: the IR (float input) gets the tensor the pixels imply
-    from edgeexport.commands import per_layer
+    from edgeexport.bundle import per_layer_errors as per_layer
 
     layers = per_layer(tmp_path / "out", manifest, {"x": pixels})["mil-interpreter"]
     assert len(layers["layers"]) > 10 and layers["first_over_tolerance"] is None

@@ -54,7 +54,7 @@ def test_per_layer_names_the_first_bad_layer(tmp_path, monkeypatch) -> None:
     import numpy as np
     import onnx
 
-    from edgeexport.commands import per_layer
+    from edgeexport.bundle import per_layer_errors as per_layer
     from edgeexport.validate.bundle import load_parity_tensors, read_manifest
 
     monkeypatch.setenv("EDGEEXPORT_NO_QEMU", "1")

@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from edgeexport import target_options
 from edgeexport.delegates.registry import OpRegistry
+from edgeexport.target_options import TargetOptions
 
 
 @dataclass
@@ -88,15 +90,24 @@ class Target:
     #: names of runtimes (edgeexport.runtimes) that can execute this target's artifact
     runtimes: tuple[str, ...] = ()
 
+    #: float precision when the options leave it to the target
+    default_precision = "fp32"
+
     def add_options(self, parser: argparse.ArgumentParser) -> None:
-        """Target-specific command-line options (the CLI adds those of every target)."""
+        """Target-specific command-line options, generated from the target's options dataclass
+        (edgeexport.target_options)."""
+        target_options.add_cli_options(parser, [self.name])
 
-    def precision(self, options: argparse.Namespace | None = None) -> str:
+    def opts(self, options: Any = None) -> TargetOptions:
+        """The target's typed options from a dataclass, a dict, a Namespace or None."""
+        return target_options.coerce(self.name, options)
+
+    def precision(self, options: Any = None) -> str:
         """The float precision of the artifact ('fp32' | 'fp16'), which picks the tolerance.
-        `options.precision` (the common --precision flag) may be None: use the target default."""
-        return getattr(options, "precision", None) or "fp32"
+        `precision` (the common --precision flag) may be None: use the target default."""
+        return self.opts(options).precision or self.default_precision
 
-    def coverage(self, model: ir.Model, options: argparse.Namespace | None = None) -> Coverage:
+    def coverage(self, model: ir.Model, options: Any = None) -> Coverage:
         """Default: a node is delegated when the registry takes it; one partition per run."""
         fallback: list[Fallback] = []
         partitions, in_partition, delegated = 0, False, 0
@@ -135,12 +146,12 @@ class Target:
         return list(model.graph)
 
     def image_inputs(self, model: ir.Model,
-                     options: argparse.Namespace | None = None) -> list[ImageInput]:
+                     options: Any = None) -> list[ImageInput]:
         """Inputs the artifact takes as 8-bit images instead of the model's float tensors."""
         return []
 
     def emit(self, model: ir.Model, out_dir: Path,
-             options: argparse.Namespace | None = None) -> Artifact:
+             options: Any = None) -> Artifact:
         raise NotImplementedError
 
     def artifact_io(self, artifact: Artifact) -> dict[str, list[dict[str, Any]]] | None:

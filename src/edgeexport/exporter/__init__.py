@@ -55,7 +55,9 @@ def resolve_specs(loaded: LoadedModel, given: list[InputSpec]) -> list[InputSpec
     if not given:
         if carried is None:
             raise UsageError(f"{loaded.source}: the input shapes are not in the file; pass "
-                             "--input-shape 1,3,224,224 (one per input, [name=]dims[:dtype])")
+                             "--input-shape 1,3,224,224 (one per input, [name=]dims[:dtype])",
+                             api=f"{loaded.source}: the input shapes are not known; pass "
+                             "example_inputs (a tensor or a tuple of tensors, one per input)")
         return [InputSpec(s.name, tuple(1 if d is None else d for d in s.shape), s.dtype)
                 if loaded.kind == ONNX else s for s in carried]
     names = [s.name for s in carried] if carried else list(loaded.input_names)
@@ -131,7 +133,11 @@ def module_source(module: Any, example_inputs: tuple | None) -> LoadedModel:
     example = None if example_inputs is None else tuple(
         t if isinstance(t, torch.Tensor) else torch.from_numpy(np.asarray(t))
         for t in example_inputs)
-    return LoadedModel("module", type(module).__name__, module=module.eval(),
+    try:
+        module = module.eval()
+    except NotImplementedError:  # an ExportedProgram's module(): already in inference form
+        pass
+    return LoadedModel("module", type(module).__name__, module=module,
                        example_inputs=example, input_names=_forward_arg_names(module))
 
 

@@ -7,6 +7,8 @@ only), with an accuracy budget that keeps the most sensitive layers float.
 
 from __future__ import annotations
 
+import sys
+import types
 import time
 from typing import Any
 
@@ -421,3 +423,15 @@ def _op_of(model: ir.Model, name: str) -> str | None:
 
 
 __all__ = ["SCHEMES", "apply"]
+
+
+class _CallableModule(types.ModuleType):
+    """`edgeexport.quantize(model, example_inputs, scheme=...)`: the API's quantize()."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from edgeexport.api import quantize as api_quantize
+
+        return api_quantize(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -4,7 +4,6 @@ the artifact takes it and as PyTorch does, preprocessing, labels; checked agains
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -242,18 +241,19 @@ def labels_entry(path: str | Path, labels: list[str], sizes: dict[str, Any]) -> 
     return {"path": LABELS_FILE, "count": len(labels), "output": match, "axis": -1}
 
 
-def target_options(target: Target, options: argparse.Namespace | None,
-                   artifact: Artifact) -> dict[str, Any]:
-    """The target's own flags (from its add_options: no second list) with the values used."""
-    parser = argparse.ArgumentParser(add_help=False)
-    target.add_options(parser)
+def target_options(target: Target, options: Any, artifact: Artifact) -> dict[str, Any]:
+    """The target's own options (its dataclass in edgeexport.target_options: no second list)
+    with the values used."""
+    from edgeexport.target_options import OPTIONS, own_fields
+
     out = {}
-    for action in parser._actions:
-        value = getattr(options, action.dest, None)
+    given = target.opts(options)
+    for f in own_fields(OPTIONS[target.name]):
+        value = getattr(given, f.name)
         if value is None:
-            value = artifact.extra.get(action.dest, action.default)
+            value = artifact.extra.get(f.name, f.default)
         if isinstance(value, (str, int, float, bool)):
-            out[action.dest] = value
+            out[f.name] = value
     # facts the target resolved (cpu board, ...); precision and compute_units are top-level keys
     for key, value in artifact.extra.items():
         if isinstance(value, (str, int, float, bool)) and key not in out \
@@ -265,7 +265,7 @@ def target_options(target: Target, options: argparse.Namespace | None,
 def build(target: Target, artifact: Artifact, model: ir.Model, source: dict[str, Any],
           precision: str, quantization: dict[str, Any], tolerance: dict[str, Any],
           inputs: list[Boundary], outputs: list[Boundary], parity: list[dict[str, Any]],
-          parity_source: str, options: argparse.Namespace | None, preprocess: str | None,
+          parity_source: str, options: Any, preprocess: str | None,
           labels: dict[str, Any] | None, stage: Path, tool_versions: dict[str, str]
           ) -> dict[str, Any]:
     manifest: dict[str, Any] = {

@@ -4,7 +4,6 @@ Builder; parity is measured here by executing the MIL program (runtimes.mil).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,12 @@ class CoreMLTarget(Target):
     #: coremltools.ComputeUnit name the app should load the model with
     compute_units = "ALL"
 
-    def add_options(self, parser: argparse.ArgumentParser) -> None:
-        opts.add_options(parser)
+    default_precision = opts.DEFAULT_PRECISION
 
-    def precision(self, options: argparse.Namespace | None = None) -> str:
-        return getattr(options, "precision", None) or opts.DEFAULT_PRECISION
+    def options(self, options: Any) -> Options:
+        return opts.from_options(options, self.compute_units)
 
-    def options(self, options: argparse.Namespace | None) -> Options:
-        return opts.from_namespace(options, self.compute_units)
-
-    def coverage(self, model: ir.Model, options: argparse.Namespace | None = None) -> Coverage:
+    def coverage(self, model: ir.Model, options: Any = None) -> Coverage:
         cov = super().coverage(model, options)
         o = self.options(options)
         cov.notes.append(f"ML Program for iOS {o.ios}+, {o.precision}, compute units "
@@ -53,12 +48,12 @@ class CoreMLTarget(Target):
         return cov
 
     def image_inputs(self, model: ir.Model,
-                     options: argparse.Namespace | None = None) -> list[ImageInput]:
+                     options: Any = None) -> list[ImageInput]:
         image = image_input(model, self.options(options))
         return [image] if image is not None else []
 
     def emit(self, model: ir.Model, out_dir: Path,
-             options: argparse.Namespace | None = None) -> Artifact:
+             options: Any = None) -> Artifact:
         o = self.options(options)
         path = Path(out_dir) / self.artifact_name
         io_names = emit_mlpackage(model, path, o, target=self.name)
@@ -110,16 +105,16 @@ def image_input(model: ir.Model, o: Options) -> ImageInput | None:
     inputs = {v.name: v for v in graph.inputs if v.name not in graph.initializers}
     v = inputs.get(o.image_input)
     if v is None:
-        raise UsageError(f"--coreml-image-input '{o.image_input}' is not an input of the model "
-                         f"(inputs: {', '.join(inputs)})")
+        raise UsageError(f"coreml_image_input (--coreml-image-input) '{o.image_input}' is not "
+                         f"an input of the model (inputs: {', '.join(inputs)})")
     shape = list(v.shape or ())
     if len(shape) != 4 or shape[1] != 3:
-        raise UsageError(f"--coreml-image-input '{v.name}': an image input must be "
-                         f"N x 3 x H x W, got {shape}")
+        raise UsageError(f"coreml_image_input (--coreml-image-input) '{v.name}': an image "
+                         f"input must be N x 3 x H x W, got {shape}")
     bias = list(o.image_bias) or [0.0]
     if len(bias) not in (1, 3):
-        raise UsageError(f"--coreml-image-bias: give one value or three (one per channel), not "
-                         f"{len(bias)}")
+        raise UsageError(f"coreml_image_bias (--coreml-image-bias): give one value or three "
+                         f"(one per channel), not {len(bias)}")
     return ImageInput(v.name, o.image_scale, tuple(bias * 3 if len(bias) == 1 else bias),
                       o.color_layout)
 

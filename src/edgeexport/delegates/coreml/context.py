@@ -196,9 +196,9 @@ def const_inputs(*indices: int) -> Any:
 
 
 def options_of(ctx: Any) -> Options:
-    """Checks receive the CLI namespace (coverage) or an EmitContext (emission)."""
+    """Checks receive the target options (coverage) or an EmitContext (emission)."""
     if isinstance(ctx, EmitContext):
         return ctx.options
-    from edgeexport.delegates.coreml.options import from_namespace
+    from edgeexport.delegates.coreml.options import from_options
 
-    return from_namespace(ctx)
+    return from_options(ctx)

@@ -4,7 +4,6 @@ CoreML with compute units CPU_AND_GPU. Same emitter, same op registry, same opti
 
 from __future__ import annotations
 
-import argparse
 
 from edgeexport.delegates.coreml import REGISTRY, CoreMLTarget
 
@@ -14,9 +13,6 @@ class MetalTarget(CoreMLTarget):
     description = "CoreML ML Program run on the GPU via Metal (compute units CPU_AND_GPU)"
     registry = REGISTRY
     compute_units = "CPU_AND_GPU"
-
-    def add_options(self, parser: argparse.ArgumentParser) -> None:
-        pass  # the coreml target's flags (--ios, --coreml-image-*) apply to both
 
 
 TARGET = MetalTarget()

@@ -4,7 +4,8 @@ make at a given Android API level (27..35) computed from its per-op rules, befor
 
 from __future__ import annotations
 
-import argparse
+from typing import Any
+
 import json
 
 import onnx_ir as ir
@@ -13,16 +14,11 @@ from edgeexport.delegates.base import Coverage, Fallback
 from edgeexport.delegates.nnapi.rules import OpView, why_not
 from edgeexport.delegates.tflite.target import TfliteTarget
 from edgeexport.errors import UsageError
+from edgeexport.target_options import coerce
 
-API_LEVELS = range(27, 36)
-DEFAULT_API = 29
-
-
-def android_api(options: argparse.Namespace | None) -> int:
-    api = getattr(options, "android_api", None) or DEFAULT_API
-    if api not in API_LEVELS:
-        raise UsageError(f"--android-api {api}: choose 27..35 (NNAPI exists from API 27)")
-    return int(api)
+def android_api(options: Any) -> int:
+    """The API level asked for (27..35; coerce() rejects others)."""
+    return int(coerce("nnapi", options).android_api)
 
 
 class NnapiTarget(TfliteTarget):
@@ -30,26 +26,19 @@ class NnapiTarget(TfliteTarget):
     description = "Android .tflite for the NNAPI delegate (LiteRT CPU here; partition per API)"
     runtimes = ("litert",)
 
-    def add_options(self, parser: argparse.ArgumentParser) -> None:
-        super().add_options(parser)
-        parser.add_argument("--android-api", type=int, default=DEFAULT_API, metavar="27..35",
-                            help=f"lowest Android API level to support (default {DEFAULT_API})")
-        parser.add_argument("--nnapi-fp16-relaxed", action="store_true",
-                            help="let NNAPI compute fp32 ops in fp16 (API >= 28)")
-
-    def extra(self, options: argparse.Namespace | None) -> dict:
+    def extra(self, options: Any) -> dict:
         return {"android_api": android_api(options),
                 "fp16_relaxed": self._relaxed(options)}
 
-    def metadata(self, options: argparse.Namespace | None) -> dict[str, bytes]:
+    def metadata(self, options: Any) -> dict[str, bytes]:
         # what the app should pass to the NnApiDelegate options, next to the model it belongs to
         return {"edgeexport.nnapi": json.dumps(self.extra(options), sort_keys=True).encode()}
 
     @staticmethod
-    def _relaxed(options: argparse.Namespace | None) -> bool:
-        return bool(getattr(options, "nnapi_fp16_relaxed", False))
+    def _relaxed(options: Any) -> bool:
+        return bool(coerce("nnapi", options).nnapi_fp16_relaxed)
 
-    def coverage(self, model: ir.Model, options: argparse.Namespace | None = None) -> Coverage:
+    def coverage(self, model: ir.Model, options: Any = None) -> Coverage:
         api = android_api(options)
         emitted = self.emit_bytes(model, options)
         fm = emitted.model

@@ -5,7 +5,8 @@ Every edge-profile op maps to itself; what onnxruntime lacks is checked here, in
 
 from __future__ import annotations
 
-import argparse
+from typing import Any
+
 from pathlib import Path
 
 import onnx_ir as ir
@@ -46,7 +47,7 @@ class OnnxTarget(Target):
         source too), and onnxruntime is the judge of what runs."""
 
     def emit(self, model: ir.Model, out_dir: Path,
-             options: argparse.Namespace | None = None) -> Artifact:
+             options: Any = None) -> Artifact:
         path = Path(out_dir) / self.artifact_name
         eir.save(model, path)
         files = [path] + ([path.with_name(path.name + ".data")]

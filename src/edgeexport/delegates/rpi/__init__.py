@@ -4,7 +4,8 @@ checked with LiteRT on x86 and with the aarch64 LiteRT wheel under qemu-user.
 
 from __future__ import annotations
 
-import argparse
+from typing import Any
+
 
 import onnx_ir as ir
 
@@ -25,18 +26,13 @@ class RpiTarget(TfliteTarget):
     description = "Raspberry Pi .tflite for XNNPACK (LiteRT x86 + aarch64 under qemu)"
     runtimes = ("litert", "litert-aarch64-qemu")
 
-    def add_options(self, parser: argparse.ArgumentParser) -> None:
-        super().add_options(parser)
-        parser.add_argument("--cpu", choices=sorted(CPUS), default="cortex-a72",
-                            help="Raspberry Pi core: cortex-a72 (Pi 4) or cortex-a76 (Pi 5)")
-
-    def extra(self, options: argparse.Namespace | None) -> dict:
-        cpu = getattr(options, "cpu", None) or "cortex-a72"
+    def extra(self, options: Any) -> dict:
+        cpu = self.opts(options).cpu
         return {"cpu": cpu, **CPUS[cpu]}
 
-    def coverage(self, model: ir.Model, options: argparse.Namespace | None = None) -> Coverage:
+    def coverage(self, model: ir.Model, options: Any = None) -> Coverage:
         cov = super().coverage(model, options)
-        cpu = getattr(options, "cpu", None) or "cortex-a72"
+        cpu = self.opts(options).cpu
         facts = CPUS[cpu]
         cov.notes.append(f"{cpu} ({facts['board']}, {facts['isa']}): XNNPACK runs the float and "
                          "int8 kernels it has; any other op runs on LiteRT's built-in CPU kernel")
@@ -45,9 +41,9 @@ class RpiTarget(TfliteTarget):
                              "on a Pi 5")
         return cov
 
-    def metadata(self, options: argparse.Namespace | None) -> dict[str, bytes]:
+    def metadata(self, options: Any) -> dict[str, bytes]:
         # litert-aarch64-qemu emulates this core, so XNNPACK runs the kernels the Pi would
-        return {"edgeexport.cpu": (getattr(options, "cpu", None) or "cortex-a72").encode()}
+        return {"edgeexport.cpu": (self.opts(options).cpu).encode()}
 
 
 TARGET = RpiTarget()

@@ -4,7 +4,6 @@ stored channels-last, no TRANSPOSE at the front) and `--int8-io` (int8 inputs an
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import numpy as np
@@ -15,26 +14,18 @@ from edgeexport.delegates.tflite import layout as L
 from edgeexport.delegates.tflite import quant
 from edgeexport.delegates.tflite.context import EmitContext
 from edgeexport.errors import UsageError
+from edgeexport.target_options import TfliteOptions
 
 IO_LAYOUTS = ("nchw", "nhwc")
 
 
-def add_io_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--io-layout", choices=IO_LAYOUTS, default="nchw",
-                        help="layout of the .tflite's image inputs (rank-4 float, read by a "
-                             "conv): nchw as in PyTorch (default) or nhwc, what camera frames "
-                             "and bitmaps hold")
-    parser.add_argument("--int8-io", action="store_true",
-                        help="with --quantize int8: int8 inputs and outputs (scale and zero "
-                             "point in manifest.json) instead of float ones")
+def io_layout(options: TfliteOptions | None) -> str:
+    """--io-layout (the TfliteTarget hands its typed options down; None: the default)."""
+    return options.io_layout if options is not None else "nchw"
 
 
-def io_layout(options: Any) -> str:
-    return getattr(options, "io_layout", None) or "nchw"
-
-
-def int8_io(options: Any) -> bool:
-    return bool(getattr(options, "int8_io", False))
+def int8_io(options: TfliteOptions | None) -> bool:
+    return bool(options.int8_io) if options is not None else False
 
 
 def check_int8_io(signature: dict[str, list[dict[str, Any]]], options: Any) -> None:

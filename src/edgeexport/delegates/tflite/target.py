@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,22 +20,19 @@ class TfliteTarget(Target):
     artifact_name = "model.tflite"
     registry = REGISTRY
 
-    def add_options(self, parser: argparse.ArgumentParser) -> None:
-        io.add_io_options(parser)
+    def precision(self, options: Any = None) -> str:
+        o = self.opts(options)
+        return "fp16" if o.quantize == "fp16" else o.precision or "fp32"
 
-    def precision(self, options: argparse.Namespace | None = None) -> str:
-        if getattr(options, "quantize", None) == "fp16":
-            return "fp16"
-        return getattr(options, "precision", None) or "fp32"
-
-    def emit_bytes(self, model: ir.Model, options: argparse.Namespace | None = None) -> Emitted:
+    def emit_bytes(self, model: ir.Model, options: Any = None) -> Emitted:
+        options = self.opts(options)
         return emit_model(model, self.precision(options), options, target=self.name,
                           metadata=self.metadata(options))
 
     def emit(self, model: ir.Model, out_dir: Path,
-             options: argparse.Namespace | None = None) -> Artifact:
+             options: Any = None) -> Artifact:
         emitted = self.emit_bytes(model, options)
-        io.check_int8_io(io_tensors(emitted.data), options)
+        io.check_int8_io(io_tensors(emitted.data), self.opts(options))
         path = Path(out_dir) / self.artifact_name
         eir.write_atomic(path, emitted.data)
         ops = dict(sorted(Counter(emitted.ops).items()))
@@ -47,9 +43,9 @@ class TfliteTarget(Target):
     def artifact_io(self, artifact: Artifact) -> dict[str, list[dict[str, Any]]]:
         return io_tensors(artifact.path.read_bytes())
 
-    def extra(self, options: argparse.Namespace | None) -> dict:
+    def extra(self, options: Any) -> dict:
         return {}
 
-    def metadata(self, options: argparse.Namespace | None) -> dict[str, bytes]:
+    def metadata(self, options: Any) -> dict[str, bytes]:
         """Target facts stored in the artifact (the runtimes read them)."""
         return {}

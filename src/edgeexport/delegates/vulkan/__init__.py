@@ -4,7 +4,6 @@ Android GPUs (and its CPU backend), fp16 weight storage by default.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,9 @@ class VulkanTarget(Target):
     registry = REGISTRY
     runtimes = ("ncnn-vulkan", "ncnn-cpu")
 
-    def precision(self, options: argparse.Namespace | None = None) -> str:
-        return getattr(options, "precision", None) or "fp16"
+    default_precision = "fp16"
 
-    def coverage(self, model: ir.Model, options: argparse.Namespace | None = None) -> Coverage:
+    def coverage(self, model: ir.Model, options: Any = None) -> Coverage:
         cov = super().coverage(model, options)
         if cov.fallback:
             cov.notes.append("ncnn runs the whole graph: any node it cannot take fails the "
@@ -47,7 +45,7 @@ class VulkanTarget(Target):
         return [n for n in model.graph if id(n) not in fused]
 
     def emit(self, model: ir.Model, out_dir: Path,
-             options: argparse.Namespace | None = None) -> Artifact:
+             options: Any = None) -> Artifact:
         precision = self.precision(options)
         files = emit_model(model, Path(out_dir), self.artifact_name, precision)
         return Artifact(self.name, files[0], files, "ncnn", {"precision": precision,
