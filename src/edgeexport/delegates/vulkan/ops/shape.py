@@ -334,8 +334,8 @@ def _grid_embedding(node: ir.Node, ctx: EmitContext, table: np.ndarray) -> None:
     ids, or a model input that other ops also read, e.g. RoBERTa's input_ids): the table as an
     image of `dim` channels, one pixel row of `rows` pixels, sampled by ncnn's GridSample with
     nearest rounding at x = ids, which copies whole rows (exact for whole ids; ids outside the
-    table are clamped to its border, as Embed clamps). The CPU has no gather cost beyond the
-    copy: O(ids x dim), where a one-hot product would cost O(ids x rows x dim)."""
+    table are clamped to its border, as Embed clamps). It costs the copy, O(ids x dim), where a
+    one-hot product would cost O(ids x rows x dim)."""
     ids = ctx.blob(node.inputs[1])
     n = int(np.prod(ids.shape)) if ids.shape else 1
     rows, dim = table.shape
@@ -349,17 +349,24 @@ def _grid_embedding(node: ir.Node, ctx: EmitContext, table: np.ndarray) -> None:
     flat = ctx.as_ncnn_shape(ids, (1, 1, n), name + "_ids")
     scaled, gx, grid, picked, flat_out, out = (
         ctx.unique(f"{base}_{s}") for s in ("gs", "gx", "grid", "rows", "cols", "gather"))
-    ctx.add("BinaryOp", f"{name}_gs", [flat], [scaled], {0: MUL, 1: 1, 2: 2.0 / rows, 31: _CPU_FP32})
+    ctx.add("BinaryOp", f"{name}_gs", [flat], [scaled],
+            {0: MUL, 1: 1, 2: 2.0 / rows, 31: _CPU_FP32})
     ctx.add("BinaryOp", f"{name}_gx", [scaled], [gx],
             {0: ADD, 1: 1, 2: 1.0 / rows - 1.0, 31: _CPU_FP32})
-    gy = ctx.constant_blob(name + "_gy", np.zeros(n, np.float32), (1, 1, n))  # the one pixel row
+    gy = _cpu_constant(ctx, name + "_gy", np.zeros((1, 1, n), np.float32))  # the one pixel row
     ctx.add("Concat", f"{name}_grid", [gx, gy], [grid], {0: 0, 31: _CPU_FP32})
-    # the table stays on the CPU with the CPU-only GridSample (not copied back from the GPU)
-    image = ctx.unique(name + "_table")
-    ctx.add("MemoryData", image, [], [image], {**ncnn_shape_params((dim, 1, rows)), 31: _CPU_FP32},
-            [(np.ascontiguousarray(table.T, np.float32), False)])
+    image = _cpu_constant(ctx, name + "_table", table.T.reshape(dim, 1, rows))
     # GridSample: 0 = nearest (2), 1 = border padding (2), 2 = align_corners 0, 3 = grid (2, h, w)
     ctx.add("GridSample", name, [image, grid], [picked], {0: 2, 1: 2, 2: 0, 3: 1})
     ctx.add("Reshape", f"{name}_cols", [picked], [flat_out], ncnn_shape_params((dim, n)))
     ctx.add("Permute", f"{name}_t", [flat_out], [out], {0: 1})  # (dim, n) -> (n, dim)
     ctx.reshaped_as(node.outputs[0], Blob(out, (0, 1), (n, int(dim))))
+
+
+def _cpu_constant(ctx: EmitContext, hint: str, data: np.ndarray) -> str:
+    """A MemoryData blob kept on the CPU in float32 for the CPU-only GridSample (on the GPU it
+    would be copied back at every run)."""
+    name = ctx.unique(hint)
+    ctx.add("MemoryData", name, [], [name], {**ncnn_shape_params(data.shape), 31: _CPU_FP32},
+            [(np.ascontiguousarray(data, np.float32), False)])
+    return name
