@@ -199,14 +199,15 @@ def emit_softmax(node: ir.Node, ctx: EmitContext) -> None:
         full = tuple(a for a in range(len(x.shape)) if a in x.kept or a == axis)
         name = ctx.as_ncnn_shape(x, tuple(x.shape[a] for a in full), node.name + "_axis")
         x = type(x)(name, full, x.shape)
+    src = x.name
+    if not ctx.fp16:  # (fp16 blobs cannot go below -65504)
+        src = ctx.unique(node.outputs[0].name + "_floor")
+        ctx.add("BinaryOp", node.name + "_floor", [x.name], [src],
+                {0: MAX, 1: 1, 2: GPU_SOFTMAX_FLOOR})
     if node.op_type == "Softmax":
-        src = x.name
-        if not ctx.fp16:  # (fp16 blobs cannot go below -65504)
-            src = ctx.unique(node.outputs[0].name + "_floor")
-            ctx.add("BinaryOp", node.name + "_floor", [x.name], [src],
-                    {0: MAX, 1: 1, 2: GPU_SOFTMAX_FLOOR})
         ctx.emit(node, "Softmax", [src], {0: x.axis(axis), 1: 1}, kept=x.kept)
         return
+    # log(softmax): an element far below its row's max is log(0) = -inf with or without the floor
     tmp = ctx.unique(node.outputs[0].name + "_softmax")
-    ctx.add("Softmax", node.name + "_softmax", [x.name], [tmp], {0: x.axis(axis), 1: 1})
+    ctx.add("Softmax", node.name + "_softmax", [src], [tmp], {0: x.axis(axis), 1: 1})
     ctx.emit(node, "UnaryOp", [tmp], {0: 8}, kept=x.kept)  # 8 = LOG
