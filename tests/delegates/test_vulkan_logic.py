@@ -67,7 +67,7 @@ CASES = {
     # integer arithmetic that float blobs hold exactly (RoBERTa's/DeBERTa's position ids)
     "Mul-int": ([helper.make_node("Mul", ["a", "z"], ["p"]),
                  helper.make_node("Sub", ["p", "a"], ["r"])], {"a": _ints(2, 8), "z": _ints(2, 8)}),
-    # RoBERTa's position ids: an embedding of ids computed in the graph (a one-hot product)
+    # RoBERTa's position ids: an embedding of ids computed in the graph (a nearest GridSample)
     "Gather-computed-ids": ([helper.make_node("Add", ["a", "z"], ["p"]),
                              helper.make_node("Gather", ["table", "p"], ["r"])],
                             {"a": RNG.integers(0, 5, (1, 6)), "z": RNG.integers(0, 5, (1, 6))}),
@@ -126,3 +126,47 @@ def test_float_comparison_and_float_to_bool_are_refused_with_the_reason() -> Non
     i = {"x": _ints(1, 4), "w": _ints(1, 4)}
     reason = REGISTRY.why_not(_node([helper.make_node("Div", ["x", "w"], ["r"])], i, "Div"))
     assert reason is not None and "integer Div" in reason
+
+
+def _computed_ids_gather(rows: int, dim: int) -> tuple[onnx.ModelProto, dict, np.ndarray]:
+    """table[a + z] for a table of `rows` rows; the ids hit both ends of the table."""
+    table = RNG.standard_normal((rows, dim)).astype(np.float32)
+    a, z = RNG.integers(0, rows // 2, (2, 1, 24))
+    a[0, :2], z[0, :2] = (0, rows // 2 - 1), (0, rows - rows // 2)  # ids 0 and rows - 1
+    vi = [helper.make_tensor_value_info(n, I64, (1, 24)) for n in "az"]
+    graph = helper.make_graph([helper.make_node("Add", ["a", "z"], ["p"]),
+                               helper.make_node("Gather", ["table", "p"], ["y"])], "gather", vi,
+                              [helper.make_tensor_value_info("y", F, None)],
+                              [numpy_helper.from_array(table, "table")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    return onnx.shape_inference.infer_shapes(proto, strict_mode=True), {"a": a, "z": z}, table
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_gather_of_computed_ids_from_a_vocabulary_sized_table_is_exact(runtime: str,
+                                                                      tmp_path) -> None:
+    """RoBERTa's real vocabulary (50265 rows): the GridSample coordinate of every id lands on
+    its row, with no per-row cost (a one-hot product would be 50265 x dim per id)."""
+    if runtime == "ncnn-vulkan":
+        require_vulkan()
+    proto, feeds, table = _computed_ids_gather(50265, 8)
+    emit_model(ir.serde.deserialize_model(proto), tmp_path, "model.param", "fp32")
+    assert "GridSample" in (tmp_path / "model.param").read_text()
+    got = get(runtime).load(tmp_path / "model.param").run(feeds)["y"]
+    np.testing.assert_array_equal(got, table[feeds["a"] + feeds["z"]])
+
+
+def test_gather_of_computed_ids_refuses_what_it_cannot_address_exactly(tmp_path) -> None:
+    from edgeexport.delegates.vulkan.ops.shape import GRID_MAX_ROWS
+    from edgeexport.errors import ConversionError
+
+    proto, _, _ = _computed_ids_gather(GRID_MAX_ROWS + 1, 1)
+    model = ir.serde.deserialize_model(proto)
+    reason = REGISTRY.why_not(next(n for n in model.graph if n.op_type == "Gather"))
+    assert reason is not None and f"up to {GRID_MAX_ROWS} rows" in reason
+    # fp16 blobs hold whole numbers exactly up to 2048: larger tables need fp32
+    proto, _, _ = _computed_ids_gather(2050, 4)
+    with pytest.raises(ConversionError, match="--precision fp32"):
+        emit_model(ir.serde.deserialize_model(proto), tmp_path, "model.param", "fp16")
+    emit_model(ir.serde.deserialize_model(_computed_ids_gather(2049, 4)[0]), tmp_path,
+               "model.param", "fp16")

@@ -28,6 +28,16 @@ def _i(*values: int) -> np.ndarray:
     return np.array(values, np.int64)
 
 
+def _masked_rows(*shape: int, lowest_in_part: bool = True) -> np.ndarray:
+    """Rows filled with float32's lowest value (a masked attention row) in whole and, when
+    `lowest_in_part`, in part (log(softmax) gives -inf for those, onnxruntime ~-3.4e38)."""
+    x = _x(*shape)
+    x[..., 1, :] = np.finfo(F).min
+    if lowest_in_part:
+        x[..., 2, ::2] = np.finfo(F).min
+    return x
+
+
 U = {"x": _x(1, 3, 4, 5)}  # a default NCHW activation for unary ops
 # op -> cases: (activations {name: array}, constants {name: array}, attrs, n_outputs)
 CASES: dict[str, list[tuple]] = {
@@ -96,8 +106,12 @@ CASES: dict[str, list[tuple]] = {
     "HardSigmoid": [({"x": _x(1, 6, lo=-4, hi=4)}, {}, {"alpha": 0.3, "beta": 0.4}, 1)],
     "Softplus": [({"x": _x(1, 6, lo=-10, hi=10)}, {}, {}, 1)],
     "Clip": [({"x": _x(1, 6, lo=-8, hi=8)}, {"lo": np.array(0, F), "hi": np.array(6, F)}, {}, 1)],
-    "Softmax": [({"x": _x(1, 4, 7)}, {}, {}, 1), ({"x": _x(1, 3, 4, 5)}, {}, {"axis": 1}, 1)],
-    "LogSoftmax": [({"x": _x(1, 4, 7)}, {}, {}, 1)],
+    "Softmax": [({"x": _x(1, 4, 7)}, {}, {}, 1), ({"x": _x(1, 3, 4, 5)}, {}, {"axis": 1}, 1),
+                # masked attention rows: filled with float32's lowest value, in part and whole
+                # (DeBERTa's query mask; the Vulkan Softmax's running max starts at -1e8)
+                ({"x": _masked_rows(1, 2, 4, 7)}, {}, {}, 1)],
+    "LogSoftmax": [({"x": _x(1, 4, 7)}, {}, {}, 1),
+                   ({"x": _masked_rows(1, 4, 7, lowest_in_part=False)}, {}, {}, 1)],
     "Add": [({"a": _x(1, 3, 4, 5), "b": _x(1, 3, 4, 5)}, {}, {}, 1),
             ({"a": _x(1, 3, 4, 5)}, {"b": _x(5)}, {}, 1),
             ({"a": _x(1, 1, 1, 5), "b": _x(1, 3, 4, 5)}, {}, {}, 1)],

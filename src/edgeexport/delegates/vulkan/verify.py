@@ -20,7 +20,7 @@ NO_WEIGHTS = frozenset(
     "Flatten Eltwise BinaryOp UnaryOp Softmax Interp Crop Slice Padding Reduction Dropout "
     "HardSigmoid HardSwish Swish GELU Mish ELU Noop ExpandDims Squeeze MatMul ShuffleChannel "
     "PixelShuffle Erf CumulativeSum Power Exp Log Threshold ArgMax AbsVal BNLL Tile Bias Packing "
-    "Cast Flip Fold Unfold Einsum CopyTo Shrink Diag GLU Selu Spectrogram".split())
+    "Cast Flip Fold Unfold Einsum CopyTo Shrink Diag GLU Selu Spectrogram GridSample".split())
 _FIX = "export the model again (edgeexport convert --target vulkan)"
 
 

@@ -10,6 +10,7 @@ import onnx_ir as ir
 from edgeexport.delegates.vulkan.context import EmitContext
 from edgeexport.delegates.vulkan.ops._common import (attr_float, attr_int, attr_str, check_all,
                                                     input_const, shape_of, static)
+from edgeexport.delegates.vulkan.ops.elementwise import MAX
 from edgeexport.delegates.vulkan.registry import REGISTRY
 
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -182,6 +183,14 @@ def emit_prelu(node: ir.Node, ctx: EmitContext) -> None:
              kept=(1, 2, 3) if slope.size > 1 else x.kept)
 
 
+#: ncnn's Vulkan Softmax starts its running max at -99999999 (-1e8 in float32), so a row whose
+#: values all lie below it (a fully masked attention row: DeBERTa's query mask fills whole rows
+#: with float32's lowest value) has every exp() underflow: 0 / 0 = NaN. Flooring the input there
+#: is exact for every value above the floor, keeps the 0 that exp() gives every value far below
+#: a row's max, and gives a fully masked row (all fills equal) PyTorch's uniform result.
+GPU_SOFTMAX_FLOOR = -1e8
+
+
 @REGISTRY.op("Softmax", "LogSoftmax", check=static)
 def emit_softmax(node: ir.Node, ctx: EmitContext) -> None:
     x = ctx.blob(node.inputs[0])
@@ -190,9 +199,15 @@ def emit_softmax(node: ir.Node, ctx: EmitContext) -> None:
         full = tuple(a for a in range(len(x.shape)) if a in x.kept or a == axis)
         name = ctx.as_ncnn_shape(x, tuple(x.shape[a] for a in full), node.name + "_axis")
         x = type(x)(name, full, x.shape)
+    src = x.name
+    if not ctx.fp16:  # (fp16 blobs cannot go below -65504)
+        src = ctx.unique(node.outputs[0].name + "_floor")
+        ctx.add("BinaryOp", node.name + "_floor", [x.name], [src],
+                {0: MAX, 1: 1, 2: GPU_SOFTMAX_FLOOR})
     if node.op_type == "Softmax":
-        ctx.emit(node, "Softmax", [x.name], {0: x.axis(axis), 1: 1}, kept=x.kept)
+        ctx.emit(node, "Softmax", [src], {0: x.axis(axis), 1: 1}, kept=x.kept)
         return
+    # log(softmax): an element far below its row's max is log(0) = -inf with or without the floor
     tmp = ctx.unique(node.outputs[0].name + "_softmax")
-    ctx.add("Softmax", node.name + "_softmax", [x.name], [tmp], {0: x.axis(axis), 1: 1})
+    ctx.add("Softmax", node.name + "_softmax", [src], [tmp], {0: x.axis(axis), 1: 1})
     ctx.emit(node, "UnaryOp", [tmp], {0: 8}, kept=x.kept)  # 8 = LOG

@@ -8,8 +8,10 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeexport.delegates.vulkan.context import Blob, EmitContext, const_array, default_kept
+from edgeexport.delegates.vulkan.ncnn_format import ncnn_shape_params
 from edgeexport.delegates.vulkan.ops._common import (attr_int, attr_ints, check_all,
                                                     input_const, shape_of, static)
+from edgeexport.delegates.vulkan.ops.elementwise import ADD, MUL
 from edgeexport.delegates.vulkan.quant import table_scales
 from edgeexport.delegates.vulkan.registry import REGISTRY
 from edgeexport.errors import ConversionError
@@ -266,10 +268,11 @@ def _check_gather(node: ir.Node, ctx: object) -> str | None:
     if data is not None and idx is None:
         if data.ndim != 2 or axis != 0:
             return "a constant table is only gathered as an embedding (2-D, axis 0)"
-        if not _embed_ids(node.inputs[1]) and data.shape[0] > ONE_HOT_MAX:
+        if not _embed_ids(node.inputs[1]) and data.shape[0] > GRID_MAX_ROWS:
             return (f"an embedding of {data.shape[0]} rows with ids computed in the graph (or "
                     "also read as values): ncnn's Embed reads int32 ids from a model input only, "
-                    f"and a one-hot product is used up to {ONE_HOT_MAX} rows")
+                    f"and a nearest GridSample locates float ids exactly up to {GRID_MAX_ROWS} "
+                    "rows")
         return None
     if idx is None:
         return "Gather of runtime data needs constant indices"
@@ -288,7 +291,7 @@ def emit_gather(node: ir.Node, ctx: EmitContext) -> None:
         if scales is not None:
             data = data.astype(np.float32) * scales
         if not _embed_ids(node.inputs[1]):
-            _one_hot_embedding(node, ctx, data)
+            _grid_embedding(node, ctx, data)
             return
         ctx.int_inputs.add(node.inputs[1].name)
         ids = ctx.blob(node.inputs[1])
@@ -318,27 +321,52 @@ def _embed_ids(ids: ir.Value) -> bool:
                                         for u in ids.uses())
 
 
-#: the largest table gathered with computed ids as a one-hot product (it costs ids x rows x dim)
-ONE_HOT_MAX = 4096
+#: the most rows a GridSample coordinate addresses exactly: the normalized coordinate goes
+#: through ~4 float32 roundings of ~2**-23 each, scaled by the row count, and must stay < 0.5
+GRID_MAX_ROWS = 2**19
+#: ncnn layer param 31 (featmask): bit 1 no fp16 storage, bit 4 no Vulkan: the layer runs on
+#: the CPU in float32, so the sample coordinates are not rounded to fp16 on the GPU
+_CPU_FP32 = (1 << 1) | (1 << 4)
 
 
-def _one_hot_embedding(node: ir.Node, ctx: EmitContext, table: np.ndarray) -> None:
+def _grid_embedding(node: ir.Node, ctx: EmitContext, table: np.ndarray) -> None:
     """table[ids] for ids held as float blobs (computed in the graph, e.g. RoBERTa's position
-    ids, or a model input that other ops also read, e.g. RoBERTa's input_ids):
-    one_hot = 1 - clip(|ids - arange(rows)|, 0, 1), exact for whole ids, then one_hot @ table
-    as an InnerProduct (each output is one table row times 1 plus zeros)."""
-    from edgeexport.delegates.vulkan.ops.linear import inner_product
-
+    ids, or a model input that other ops also read, e.g. RoBERTa's input_ids): the table as an
+    image of `dim` channels, one pixel row of `rows` pixels, sampled by ncnn's GridSample with
+    nearest rounding at x = ids, which copies whole rows (exact for whole ids; ids outside the
+    table are clamped to its border, as Embed clamps). It costs the copy, O(ids x dim), where a
+    one-hot product would cost O(ids x rows x dim)."""
     ids = ctx.blob(node.inputs[1])
     n = int(np.prod(ids.shape)) if ids.shape else 1
-    rows = table.shape[0]
-    col = ctx.as_ncnn_shape(ids, (n, 1), node.name + "_ids")
-    arange = ctx.constant_blob(node.name + "_rows", np.arange(rows, dtype=np.float32), (1, rows))
+    rows, dim = table.shape
     base = node.outputs[0].name
-    diff, mag, near, hot = (ctx.unique(f"{base}_{s}") for s in ("diff", "abs", "clip", "hot"))
-    ctx.add("BinaryOp", f"{node.name}_diff", [col, arange], [diff], {0: 1})  # SUB
-    ctx.add("UnaryOp", f"{node.name}_abs", [diff], [mag], {0: 0})  # ABS
-    ctx.add("Clip", f"{node.name}_clip", [mag], [near], {0: 0.0, 1: 1.0})
-    ctx.add("BinaryOp", f"{node.name}_hot", [near], [hot], {0: 7, 1: 1, 2: 1.0})  # RSUB: 1 - x
-    weight = np.ascontiguousarray(np.asarray(table, np.float32).T)  # (dim, rows)
-    inner_product(node, ctx, Blob(hot, (0, 1), (n, rows)), n, weight, None, node.outputs[0])
+    name = node.name or base
+    if ctx.fp16 and rows > 2049:  # fp16 blobs hold whole numbers exactly up to 2048 only
+        raise ConversionError(f"Gather '{name}': a table of {rows} rows read with ids computed "
+                              "in the graph needs float32 blobs (fp16 holds ids up to 2048 "
+                              "exactly): convert with --precision fp32")
+    # align_corners=0: pixel x = ((g + 1) * rows - 1) / 2, so g = id * 2 / rows + 1 / rows - 1
+    flat = ctx.as_ncnn_shape(ids, (1, 1, n), name + "_ids")
+    scaled, gx, grid, picked, flat_out, out = (
+        ctx.unique(f"{base}_{s}") for s in ("gs", "gx", "grid", "rows", "cols", "gather"))
+    ctx.add("BinaryOp", f"{name}_gs", [flat], [scaled],
+            {0: MUL, 1: 1, 2: 2.0 / rows, 31: _CPU_FP32})
+    ctx.add("BinaryOp", f"{name}_gx", [scaled], [gx],
+            {0: ADD, 1: 1, 2: 1.0 / rows - 1.0, 31: _CPU_FP32})
+    gy = _cpu_constant(ctx, name + "_gy", np.zeros((1, 1, n), np.float32))  # the one pixel row
+    ctx.add("Concat", f"{name}_grid", [gx, gy], [grid], {0: 0, 31: _CPU_FP32})
+    image = _cpu_constant(ctx, name + "_table", table.T.reshape(dim, 1, rows))
+    # GridSample: 0 = nearest (2), 1 = border padding (2), 2 = align_corners 0, 3 = grid (2, h, w)
+    ctx.add("GridSample", name, [image, grid], [picked], {0: 2, 1: 2, 2: 0, 3: 1})
+    ctx.add("Reshape", f"{name}_cols", [picked], [flat_out], ncnn_shape_params((dim, n)))
+    ctx.add("Permute", f"{name}_t", [flat_out], [out], {0: 1})  # (dim, n) -> (n, dim)
+    ctx.reshaped_as(node.outputs[0], Blob(out, (0, 1), (n, int(dim))))
+
+
+def _cpu_constant(ctx: EmitContext, hint: str, data: np.ndarray) -> str:
+    """A MemoryData blob kept on the CPU in float32 for the CPU-only GridSample (on the GPU it
+    would be copied back at every run)."""
+    name = ctx.unique(hint)
+    ctx.add("MemoryData", name, [], [name], {**ncnn_shape_params(data.shape), 31: _CPU_FP32},
+            [(np.ascontiguousarray(data, np.float32), False)])
+    return name
