@@ -518,8 +518,8 @@ def build_report(target: str, artifact: Artifact, coverage: Coverage, parity: li
         "verdict_reason": reason,
         "passed": verdict == "passed",
         "parity_inputs_unverified": unverified,
-        "warnings": list(quant_info.get("warnings", [])) + coverage_warnings(coverage)
-        + [w for p in rows for w in p["details"].get("warnings", [])],
+        # findings.collect fills it from the finished report (add_layer_report): one place
+        "warnings": [],
         "expected_from": expected_source,
         # "direct" (edgeexport's own ATen lowering) or "torch.onnx (why)"; absent for ONNX files
         "lowering": result.model.metadata_props.get("edgeexport.lowering"),

@@ -76,6 +76,18 @@ def test_missing_and_unlisted_files_are_refused(bundle: Path, tmp_path: Path) ->
     _assert_clean_refusal(_validate(b), tmp_path, "extra.onnx", "not listed")
 
 
+def test_a_bundle_opened_on_a_desktop_still_validates(bundle: Path, tmp_path: Path) -> None:
+    """Finder's .DS_Store (and AppleDouble ._ files, Explorer's Thumbs.db) are never read: a
+    bundle copied through a Mac is still the one its manifest lists; anything else is not."""
+    b = _copy(bundle, tmp_path)
+    for junk in (".DS_Store", "parity/.DS_Store", "._model.onnx", "Thumbs.db"):
+        (b / junk).write_bytes(b"\x00\x00\x00\x01Bud1")
+    proc = _validate(b)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (b / "DS_Store.onnx").write_bytes(b"\x00")
+    _assert_clean_refusal(_validate(b), tmp_path, "DS_Store.onnx", "not listed")
+
+
 @pytest.mark.parametrize("key", ["artifact", "ir", "parity", "files"])
 @pytest.mark.parametrize("how", ["absolute", "dotdot"])
 def test_manifest_path_outside_the_bundle(key: str, how: str, bundle: Path,

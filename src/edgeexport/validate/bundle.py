@@ -74,6 +74,16 @@ def check_writable(path: Path) -> None:
                          f"({exc.strerror}); choose another output path") from None
 
 
+#: files a desktop adds to any folder it shows (Finder, Explorer): never read by edgeexport or the
+#: runners, so a bundle that was opened on a Mac is still the bundle its manifest lists
+_OS_METADATA = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def os_metadata(name: str) -> bool:
+    """A desktop's own file: .DS_Store, Thumbs.db, desktop.ini, or an AppleDouble ._NAME."""
+    return name in _OS_METADATA or name.startswith("._")
+
+
 def foreign_files(folder: Path) -> str | None:
     """None when FOLDER is a bundle edgeexport wrote (manifest.json of ours, and every other file
     listed in it); else the first file that makes it someone else's."""
@@ -89,7 +99,8 @@ def foreign_files(folder: Path) -> str | None:
         return f"{first}, and no manifest.json written by edgeexport"
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
-        if (p.is_symlink() or p.is_file()) and rel not in listed:
+        if (p.is_symlink() or p.is_file()) and rel not in listed and not (
+                p.is_file() and os_metadata(p.name)):
             return rel
     return None
 
@@ -260,7 +271,8 @@ def verify(out: Path, manifest: dict[str, Any]) -> None:
         for name in dirs + files:
             rel = (Path(folder) / name).relative_to(out).as_posix()
             resolve_inside(out, rel, source, "bundle entry")
-            if name in files and rel != "manifest.json" and rel not in listed:
+            if (name in files and rel != "manifest.json" and rel not in listed
+                    and not os_metadata(name)):
                 raise UsageError(f"{out / rel}: not listed in {source} (added after convert?); "
                                  "remove it or convert the model again")
     named = [("artifact", manifest["artifact"]), ("ir", manifest.get("ir", manifest["artifact"]))]
