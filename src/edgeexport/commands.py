@@ -87,7 +87,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     targets = list(profile.TARGET_MODULES) if args.target == "all" else [args.target]
     target_options.check_cli_targets(args, targets)
-    progress = StageProgress(not args.json, total=3 + 2 * len(targets))
+    progress = StageProgress(not args.json)  # several targets: emit, validate repeat
     try:
         got = api.convert.cli(args.model, target=args.target if len(targets) == 1 else None,
                               targets=targets if len(targets) > 1 else None,
