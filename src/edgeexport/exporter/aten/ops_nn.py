@@ -299,6 +299,34 @@ def _sum_all(ctx: Context, node: Any, x: Any, *, dtype: Any = None) -> ir.Value:
     return _reduce(ctx, node, "ReduceSum", x, None, False)
 
 
+@lowers(aten.linalg_vector_norm.default)
+def _vector_norm(ctx: Context, node: Any, x: Any, ord: Any = 2, dim: Any = None,
+                 keepdim: bool = False, *, dtype: Any = None) -> ir.Value:
+    """torch.linalg.vector_norm (F.normalize, sentence-embedding heads): ReduceL2 / ReduceL1
+    as they are, max/min |x| for +-inf, (sum |x|^p)^(1/p) otherwise."""
+    p = float(ord)
+    if p == 2:
+        return _reduce(ctx, node, "ReduceL2", x, dim, keepdim)
+    if p == 1:
+        return _reduce(ctx, node, "ReduceL1", x, dim, keepdim)
+    if p == 0 or p != p:
+        raise NotLowerable(f"vector_norm with ord={ord}")
+    dt = ctx.dtype(node)
+    magnitude = ctx.op("Abs", [ctx.cast(ctx.value(x), dt)], shape=ctx.shape(x), dtype=dt)
+    rank = ctx.rank(x)
+    axes = (list(range(rank)) if dim is None or (isinstance(dim, (list, tuple)) and not dim)
+            else sorted(_axis(int(d), rank) for d in ([dim] if isinstance(dim, int) else dim)))
+    kept = [1 if i in axes else n for i, n in enumerate(ctx.shape(x))]
+    out_shape = kept if keepdim else [n for i, n in enumerate(ctx.shape(x)) if i not in axes]
+    if p in (float("inf"), float("-inf")):
+        return ctx.op("ReduceMax" if p > 0 else "ReduceMin", [magnitude, ctx.ints(axes)],
+                      {"keepdims": int(bool(keepdim))}, final=True)
+    powered = ctx.op("Pow", [magnitude, ctx.scalar(p, dt)], shape=ctx.shape(x), dtype=dt)
+    total = ctx.op("ReduceSum", [powered, ctx.ints(axes)], {"keepdims": int(bool(keepdim))},
+                   shape=out_shape, dtype=dt)
+    return ctx.op("Pow", [total, ctx.scalar(1.0 / p, dt)], final=True)
+
+
 @lowers(aten.amax.default)
 def _amax(ctx: Context, node: Any, x: Any, dim: Any = (), keepdim: bool = False) -> ir.Value:
     return _reduce(ctx, node, "ReduceMax", x, dim, keepdim)
