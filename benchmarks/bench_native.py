@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from edgeexport.runtimes import native
@@ -39,14 +38,9 @@ def convert(model: str, out: Path) -> Path:
 
 
 def python_round(session: LiteRtSession, feeds: dict, runs: int) -> list[float]:
-    for _ in range(2):
-        session.run(feeds)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        session.run(feeds)
-        times.append((time.perf_counter() - t) * 1000)
-    return times
+    from edgeexport.bundle import time_runs
+
+    return time_runs(session, feeds, runs)
 
 
 def native_round(exe: Path, bundle: Path, runs: int, threads: int) -> dict:

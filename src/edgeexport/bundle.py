@@ -245,13 +245,7 @@ def bench(out: Path, runs: int = 20, *, native: bool = False) -> list[dict[str, 
             rows.append({"runtime": name, "executed": False, "reason": reason})
             continue
         session = rt.load(out / manifest["artifact"])
-        for _ in range(2):
-            session.run(feeds)
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            session.run(feeds)
-            times.append((time.perf_counter() - t) * 1000)
+        times = time_runs(session, feeds, runs)
         details = dict(getattr(session, "details", {}))
         rows.append({"runtime": name, "executed": True, "device": session.device,
                      "median_ms": round(statistics.median(times), 3),
@@ -261,6 +255,19 @@ def bench(out: Path, runs: int = 20, *, native: bool = False) -> list[dict[str, 
     if native:
         rows += native_bench_rows(out, manifest, runs)
     return rows
+
+
+def time_runs(session: Any, feeds: dict[str, np.ndarray], runs: int, warmup: int = 2
+              ) -> list[float]:
+    """Milliseconds of each of `runs` timed runs of a loaded session, after `warmup` runs."""
+    for _ in range(warmup):
+        session.run(feeds)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        session.run(feeds)
+        times.append((time.perf_counter() - t) * 1000)
+    return times
 
 
 def native_bench_rows(out: Path, manifest: dict[str, Any], runs: int) -> list[dict[str, Any]]:
