@@ -141,9 +141,11 @@ NOISE_K = 10.0
 FP16_LOWEST_COSINE = 0.99
 #: With an fp16 floor measured, an fp16 artifact is also held to max_rel_err <= max(this, k x
 #: PyTorch's own fp16 max_rel_err): cosine alone passes an output scaled by a constant (ncnn-vulkan
-#: averaged HF EfficientNet's zero-padded pooler 1.6x off at cosine 1 - 1e-12). 1e-2 is ~20 fp16
-#: steps of the output's range: ncnn-vulkan's fp16 arithmetic stayed under 4e-3 on the sweep.
-FP16_MIN_REL_ERR = 1e-2
+#: averaged HF EfficientNet's zero-padded pooler 1.6x off at cosine 1 - 1e-12). Not tighter than
+#: the cosine bound: ncnn-vulkan accumulates in fp16 (PyTorch's half kernels in float32), which
+#: reached max_rel_err 0.014 at 1 - cosine 4.8e-4 on MobileBERT's small-range pooled output
+#: (PyTorch half: 4e-4); an output at the cosine bound (1e-3) sits near 0.02.
+FP16_MIN_REL_ERR = 0.05
 
 
 def widen_to_noise(tol: Tolerance, floor: ErrorStats, *, lowest_cosine: float = 0.0,

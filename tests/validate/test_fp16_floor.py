@@ -38,7 +38,7 @@ def test_fp16_floor_bounds() -> None:
     # not cosine alone: an output scaled by a constant has cosine 1
     assert tol.max_rel_err == FP16_MIN_REL_ERR
     assert tol.violations(ErrorStats(0.7, 0.48, 1 - 1e-12, 0.0, None)) == [
-        "max_rel_err 0.48 > 0.01"]
+        "max_rel_err 0.48 > 0.05"]
     assert judge_fp16(FP16, _floor(1 - 1e-8, rel=0.02))[0].max_rel_err == NOISE_K * 0.02
     # PyTorch's fp16 within the fixed bound, k^2 x its 1 - cosine beyond it: widened, silently
     tol, warning = judge_fp16(FP16, _floor(1 - 2e-5))

@@ -75,15 +75,12 @@ def untied_fraction(exact: np.ndarray, noise_abs: float) -> float:
 
 
 def _run(module: Any, arrays: list[np.ndarray], dtype: Any) -> list[np.ndarray]:
-    import torch
-
     from edgeexport.exporter.capture import flatten_outputs, torch_inputs
 
     args = [t.to(dtype) if t.is_floating_point() else t
             for t in torch_inputs([a.astype(np.float64) if a.dtype == np.float32 else a
                                    for a in arrays])]
-    return [t.detach().cpu().to(torch.float64).numpy() if t.is_floating_point()
-            else t.detach().cpu().numpy() for t in flatten_outputs(module(*args))]
+    return [t.detach().cpu().numpy() for t in flatten_outputs(module(*args))]
 
 
 def measure(eager: Callable[..., Any] | None, feeds: list[list[np.ndarray]],
@@ -99,11 +96,10 @@ def measure(eager: Callable[..., Any] | None, feeds: list[list[np.ndarray]],
 
     from edgeexport.exporter.capture import quiet_torch
 
-    low = getattr(torch, FLOOR_DTYPES[precision])
+    low, low_m = getattr(torch, FLOOR_DTYPES[precision]), None
     try:
         exact_m = copy.deepcopy(eager)
         exact_m = exact_m.double() if hasattr(exact_m, "double") else exact_m
-        low_m = None
         if precision == "fp16":
             low_m = copy.deepcopy(eager)
             low_m = low_m.half() if hasattr(low_m, "half") else low_m
@@ -122,8 +118,9 @@ def measure(eager: Callable[..., Any] | None, feeds: list[list[np.ndarray]],
                         frac = untied_fraction(f64, s.max_abs_err)
                         untied[name] = (f64.ndim, min(frac, untied.get(name, (0, 1.0))[1]))
     except Exception as exc:  # float32-only kernels, or no half kernel for an op on this CPU
-        return NoiseFloor(unavailable=f"cannot run in float64/{FLOOR_DTYPES[precision]} "
-                                      f"({first_line(exc)}): fixed bound", precision=precision)
+        dtypes = "float64" if low_m is None else "float64 and float16"
+        return NoiseFloor(unavailable=f"cannot run in {dtypes} ({first_line(exc)}): fixed "
+                                      "bound", precision=precision)
     if not per_output:
         return NoiseFloor(unavailable="no float64 output to compare: fixed bound",
                           precision=precision)
