@@ -164,3 +164,26 @@ def test_fp16_unstable_model_passes_on_coreml_and_broken_fails(tmp_path: Path) -
                and "--precision fp32" in t for t in texts), texts
     assert "WARNING: the model's own float16 output" in proc.stdout
     broken_artifact_fails(out, "fp16_unstable_broken", "coreml", tmp_path, ("mil-interpreter",))
+
+
+class _CachedBias(torch.nn.Module):
+    """HF LeViT's pattern: a float tensor cached in a plain dict on the first eval call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin, self.cache = torch.nn.Linear(4, 4), {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if "bias" not in self.cache:
+            self.cache["bias"] = torch.ones(4, 4) * 0.5
+        return self.lin(x) @ self.cache["bias"]
+
+
+def test_floor_casts_tensors_cached_outside_parameters() -> None:
+    model = _CachedBias().eval()
+    x = np.ones((2, 4), np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()  # fills the cache in float32
+    for precision in ("fp32", "fp16"):
+        floor = measure(model, [[x]], [{"y": want}], precision)
+        assert floor.unavailable is None and floor.per_output["y"].cosine > 0.999, floor

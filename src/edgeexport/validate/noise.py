@@ -74,6 +74,27 @@ def untied_fraction(exact: np.ndarray, noise_abs: float) -> float:
     return float(np.mean(top2[:, 1] - top2[:, 0] > 2 * NOISE_K * noise_abs))
 
 
+def _cast(eager: Any, dtype: Any) -> Any:
+    """A copy of `eager` in `dtype`, with the float tensors its modules keep outside their
+    parameters and buffers too (HF LeViT caches its attention biases in a dict, which .to()
+    leaves in float32: the matmul then mixes dtypes)."""
+    import torch
+
+    module = copy.deepcopy(eager)
+    if not isinstance(module, torch.nn.Module):
+        if dtype == torch.float64:  # (as before: a callable with its own .double, or as is)
+            return module.double() if hasattr(module, "double") else module
+        raise TypeError(f"a {type(module).__name__}, not a torch.nn.Module, cannot be cast")
+    module = module.to(dtype)
+    for m in module.modules():
+        for value in vars(m).values():
+            if isinstance(value, dict):
+                for k, t in value.items():
+                    if isinstance(t, torch.Tensor) and t.is_floating_point():
+                        value[k] = t.to(dtype)
+    return module
+
+
 def _run(module: Any, arrays: list[np.ndarray], dtype: Any) -> list[np.ndarray]:
     from edgeexport.exporter.capture import flatten_outputs, torch_inputs
 
@@ -98,11 +119,8 @@ def measure(eager: Callable[..., Any] | None, feeds: list[list[np.ndarray]],
 
     low, low_m = getattr(torch, FLOOR_DTYPES[precision]), None
     try:
-        exact_m = copy.deepcopy(eager)
-        exact_m = exact_m.double() if hasattr(exact_m, "double") else exact_m
-        if precision == "fp16":
-            low_m = copy.deepcopy(eager)
-            low_m = low_m.half() if hasattr(low_m, "half") else low_m
+        exact_m = _cast(eager, torch.float64)
+        low_m = _cast(eager, low) if precision == "fp16" else None
         per_output: dict[str, list[ErrorStats]] = {}
         untied: dict[str, tuple[int, float]] = {}
         with torch.no_grad(), quiet_torch():
