@@ -79,8 +79,10 @@ class Tolerance:
     #: one near-tied position while the tensor is right, so they are judged by the other bounds.
     #: None (bundles written before this field): top-1 judges every output, as it did.
     top1_max_rank: int | None = None
-    #: which bound set max_rel_err/min_cosine: "fixed" (the precision's own) or "noise floor"
-    #: (k x PyTorch's own float64-vs-float32 error on the parity inputs, see widen_to_noise)
+    #: which bound set max_rel_err/min_cosine: "fixed" (the precision's own), "noise floor"
+    #: (k x PyTorch's own float64-vs-float32 error on the parity inputs, see widen_to_noise) or
+    #: "fp16 noise floor" (k x PyTorch's float16-vs-float64 error, for an fp16 artifact; also
+    #: sets min_top1_agreement when fp16 noise near-ties classifier rows, see validate.noise)
     bound: str | None = None
 
     def judges_top1(self, rank: int) -> bool:
@@ -132,18 +134,33 @@ def merge(stats: list[ErrorStats], *, samples: bool = False) -> ErrorStats:
 NOISE_K = 10.0
 
 
-def widen_to_noise(tol: Tolerance, floor: ErrorStats) -> Tolerance:
+#: The lowest cosine an fp16 artifact is ever held to, however unstable PyTorch's own fp16 output
+#: is: the int8 bound. A model whose fp16 output is further off than int8 may be is not judged
+#: "right" by fp16 parity at all (its verdict then rests on --samples or --precision fp32), and a
+#: widened bound must not let a wrong artifact through (a flipped weight sign: cosine << 0.99).
+FP16_LOWEST_COSINE = 0.99
+#: With an fp16 floor measured, an fp16 artifact is also held to max_rel_err <= max(this, k x
+#: PyTorch's own fp16 max_rel_err): cosine alone passes an output scaled by a constant (ncnn-vulkan
+#: averaged HF EfficientNet's zero-padded pooler 1.6x off at cosine 1 - 1e-12). Not tighter than
+#: the cosine bound: ncnn-vulkan accumulates in fp16 (PyTorch's half kernels in float32), which
+#: reached max_rel_err 0.014 at 1 - cosine 4.8e-4 on MobileBERT's small-range pooled output
+#: (PyTorch half: 4e-4); an output at the cosine bound (1e-3) sits near 0.02.
+FP16_MIN_REL_ERR = 0.05
+
+
+def widen_to_noise(tol: Tolerance, floor: ErrorStats, *, lowest_cosine: float = 0.0,
+                   name: str = "noise floor") -> Tolerance:
     """The tolerance a runtime is held to given the model's float noise floor (`floor`: worst
-    over outputs of float32 vs float64 PyTorch). max_rel_err becomes max(fixed, k x floor);
-    1 - cosine grows with the square of the relative error (1 - cos ~ |e|^2 / 2|x|^2), so the
-    cosine bound allows k^2 x the floor's 1 - cosine: the same k x error. `bound` says which won.
+    over outputs of float32 (or float16) vs float64 PyTorch). max_rel_err becomes
+    max(fixed, k x floor); 1 - cosine grows with the square of the relative error
+    (1 - cos ~ |e|^2 / 2|x|^2), so the cosine bound allows k^2 x the floor's 1 - cosine: the same
+    k x error, never below `lowest_cosine`. `bound` says which won (`name` when the floor did).
     """
     rel, cos, widened = tol.max_rel_err, tol.min_cosine, False
     if rel is not None and NOISE_K * floor.max_rel_err > rel:
         rel, widened = float(f"{NOISE_K * floor.max_rel_err:.3g}"), True
     if cos is not None:
-        by_floor = max(0.0, 1.0 - NOISE_K ** 2 * (1.0 - floor.cosine))
+        by_floor = max(lowest_cosine, 1.0 - NOISE_K ** 2 * (1.0 - floor.cosine))
         if by_floor < cos:
             cos, widened = float(f"{by_floor:.6g}"), True
-    return replace(tol, max_rel_err=rel, min_cosine=cos,
-                   bound="noise floor" if widened else "fixed")
+    return replace(tol, max_rel_err=rel, min_cosine=cos, bound=name if widened else "fixed")

@@ -472,10 +472,11 @@ def judge_by_noise_floor(result: ExportResult, checked: ParitySet, tolerance: To
     """The tolerance runtimes are held to: max(fixed bound, k x the model's own float noise
     floor, PyTorch float64 vs float32 on the parity inputs); written to the manifest as data,
     so `validate` and the apps apply it with no new logic. Also report.json's `noise_floor`."""
-    progress("validate", "noise floor (PyTorch float64 vs float32)")
+    progress("validate", f"noise floor (PyTorch float64 vs "
+                         f"{noise_mod.FLOOR_DTYPES.get(tolerance.name, 'float32')})")
     floor = noise_mod.measure(result.eager,
                               [[f[s.name] for s in result.inputs] for f in checked.feeds],
-                              checked.expected)
+                              checked.expected, tolerance.name)
     judged, warning = noise_mod.judge_with(tolerance, floor, TOLERANCES["fp32"])
     return judged, {"block": floor.to_json(judged), "warnings": [warning] if warning else []}
 

@@ -1,7 +1,7 @@
 """Patterns of real architectures on the vulkan target, exported from PyTorch and compared with
 PyTorch eager on ncnn-vulkan (lavapipe in CI) and ncnn-cpu: MobileViT's unfold/fold through
 5-D and 6-D permutes, ViT attention's 5-D qkv permute, GPT-2's causal mask (Where), an audio
-front end (Conv1d), BatchNorm after a Linear.
+front end (Conv1d), BatchNorm after a Linear, EfficientNet's ceil-mode pooler.
 """
 
 from __future__ import annotations
@@ -95,9 +95,21 @@ class LinearBatchNorm(nn.Module):
         return torch.relu(self.bn(self.fc(x)))
 
 
+class CeilPooler(nn.Module):
+    """HF EfficientNet's pooler: AvgPool2d(hidden_dim, ceil_mode=True) on a 2x2 feature map,
+    one window far longer than the input (PyTorch divides by the 4 values it covers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.pool = nn.Conv2d(3, 32, 1), nn.AvgPool2d(320, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.relu(self.conv(x))).flatten(1)
+
+
 CASES = {"unfold5": (Unfold5, "1,8,6,6"), "unfold6": (Unfold6, "1,8,6,4"), "qkv": (QKV, "1,8,16"),
          "causal": (CausalScores, "1,2,6,6"), "audio": (AudioFrontEnd, "1,1,400"),
-         "linear_bn": (LinearBatchNorm, "1,8")}
+         "linear_bn": (LinearBatchNorm, "1,8"), "ceil_pooler": (CeilPooler, "1,3,2,2")}
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

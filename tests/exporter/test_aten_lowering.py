@@ -69,6 +69,11 @@ CASES = {
                                        F.avg_pool2d(x, 2, 3, ceil_mode=True, divisor_override=3),
                                        F.avg_pool1d(x[0], 3, 2, ceil_mode=True))),
                       [r(1, 2, 8, 7)]),
+    # one window longer than the padded input (HF EfficientNet's pooler): clipped to it
+    "avg_pool_one_long_window": (Fn(lambda m, x: (
+        F.avg_pool2d(x, 20, ceil_mode=True),
+        F.avg_pool2d(x, (20, 3), (20, 2), 1, ceil_mode=True, count_include_pad=False),
+        F.avg_pool2d(x, 20, ceil_mode=True, divisor_override=3))), [r(1, 2, 3, 7)]),
     "pixel_shuffle": (Fn(lambda m, x: F.pixel_shuffle(x, 2)), [r(1, 8, 3, 3)]),
     "upsample_nearest": (Fn(lambda m, x: F.interpolate(x, scale_factor=2, mode="nearest")),
                          [r(1, 2, 3, 4)]),
@@ -228,6 +233,13 @@ def test_direct_lowering(name: str) -> None:
             assert got.dtype == want.dtype, (runtime, i, got.dtype, want.dtype)
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5,
                                        err_msg=f"{runtime} output {i}")
+
+
+def test_a_window_longer_than_the_input_pads_nothing() -> None:
+    """AvgPool2d(320, ceil_mode=True) on 2x2 is a 2x2 mean: no 320x320 zero-padded copy."""
+    result = export(nn.AvgPool2d(320, ceil_mode=True), example_inputs=(r(1, 4, 2, 2),))
+    ops = {n.op_type: n for n in result.model.graph}
+    assert "Pad" not in ops and list(ops["AveragePool"].attributes["kernel_shape"].value) == [2, 2]
 
 
 def test_every_zoo_model_lowers_directly() -> None:

@@ -60,6 +60,14 @@ def segmenter() -> nn.Module:
     return _Segmenter().eval()
 
 
+def segmenter_broken() -> nn.Module:
+    """A wrong layer: the classifier's weights for class 0 negated."""
+    model = segmenter()
+    with torch.no_grad():
+        model.classifier.weight[0].neg_()
+    return model
+
+
 class _Sign(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -97,3 +105,47 @@ class _LinearAttention(nn.Module):
 def linear_attention() -> nn.Module:
     torch.manual_seed(0)
     return _LinearAttention().eval()
+
+
+class _Fp16Cancel(nn.Module):
+    """Well-conditioned in float32, not in fp16: two convolutions whose weights differ by a
+    relative `eps`, subtracted. fp16 rounds each branch (and its weights) to 2^-11 of its size,
+    which is ~1/eps larger relative to their difference; float32's 2^-24 stays far below 1e-4."""
+
+    def __init__(self, eps: float) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.a, self.b = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Conv2d(8, 4, 1, bias=False)  # (a bias would drown the difference)
+        with torch.no_grad():
+            self.b.weight.copy_(self.a.weight * (1 + eps * torch.randn_like(self.a.weight)))
+            self.b.bias.copy_(self.a.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        return self.head(self.a(h) - self.b(h))
+
+
+def fp16_sensitive(eps: float = 0.01) -> nn.Module:
+    torch.manual_seed(0)
+    return _Fp16Cancel(eps).eval()
+
+
+def fp16_unstable() -> nn.Module:
+    """PyTorch's own fp16 output is below the fixed fp16 bound (cosine ~0.9975)."""
+    return fp16_sensitive(0.005)
+
+
+def _one_weight_off(model: _Fp16Cancel) -> _Fp16Cancel:
+    """A broken artifact's model: one weight of branch `a` off by 0.5 (a wrong layer)."""
+    with torch.no_grad():
+        model.a.weight[0, 0, 1, 1] += 0.5
+    return model
+
+
+def fp16_sensitive_broken() -> nn.Module:
+    return _one_weight_off(fp16_sensitive())
+
+
+def fp16_unstable_broken() -> nn.Module:
+    return _one_weight_off(fp16_unstable())

@@ -71,8 +71,7 @@ def test_sweep_floor_on_a_subset() -> None:
     # its parity miss
     assert all(c.ok or c.first_failure for c in cells)
     passed = {t: sum(c.ok for c in cells if c.target == t) for t in arch_sweep.TARGETS}
-    # measured 2026-12-03: onnx/nnapi/rpi 6 of 6; coreml 5 (LeViT's pooled output within 9e-9
-    # absolute yet over the fp16 bound); vulkan 3 (GPT-2, Whisper, Swin with the strided Slice;
-    # ViT/ResNet/LeViT miss the fp16 bound on lavapipe)
-    floors = {"onnx": 6, "nnapi": 6, "rpi": 6, "coreml": 5, "vulkan": 3}
+    # measured 2026-12-04: 6 of 6 on every target (LeViT built at unit activation scale, its
+    # fp16 error PyTorch's own; the fp16 floor and top-1 on classifier outputs only)
+    floors = {"onnx": 6, "nnapi": 6, "rpi": 6, "coreml": 6, "vulkan": 6}
     assert all(passed[t] >= floors[t] for t in floors), (passed, floors)

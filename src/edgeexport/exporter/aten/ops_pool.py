@@ -66,6 +66,7 @@ def _avg_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (
     k = _tuple(kernel_size, n)
     s = _tuple(stride, n) if stride not in ((), [], None) else k
     p = _tuple(padding, n)
+    k, s = _one_window_clipped(ctx.shape(x)[2:], ctx.shape(node)[2:], k, s, p)
     if ceil_mode and any(_pool_out(i, *a, 1, True) != _pool_out(i, *a, 1, False)
                          for i, *a in zip(ctx.shape(x)[2:], k, s, p)):
         # (when ceil adds no window, ceil mode changes nothing)
@@ -79,6 +80,20 @@ def _avg_pool(ctx: Context, node: Any, x: Any, kernel_size: Any, stride: Any = (
     mean = ctx.op("AveragePool", [ctx.value(x)], attrs, shape=ctx.shape(node), dtype=ctx.dtype(x))
     factor = ctx.scalar(float(np.prod(k)) / float(divisor_override), ctx.dtype(x))
     return ctx.op("Mul", [mean, factor], final=True)
+
+
+def _one_window_clipped(size: Sequence[int], out: Sequence[int], k: list[int], s: list[int],
+                        p: list[int]) -> tuple[list[int], list[int]]:
+    """On an axis with one output, a ceil-mode window longer than the padded input is clipped
+    to it: PyTorch divides by the clipped length (count_include_pad) or by the input's (not),
+    the same as a kernel of the padded input's length. Without this, HF EfficientNet's pooler
+    (AvgPool2d(320, ceil_mode=True) on 2x2) zero-padded its input to 320x320 (131 MB), and
+    ncnn-vulkan averaged that blob 1.6x off."""
+    k, s = list(k), list(s)
+    for i, (n, o) in enumerate(zip(size, out)):
+        if o == 1 and k[i] > n + 2 * p[i]:
+            k[i] = s[i] = n + 2 * p[i]
+    return k, s
 
 
 def _avg_pool_divided(ctx: Context, node: Any, x: Any, k: list[int], s: list[int],
