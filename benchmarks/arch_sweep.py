@@ -247,7 +247,7 @@ def run_cell(name: str, module: Any, specs: list[Any], target: str,
             with quiet_torch():
                 outcome = convert(module, Path(tmp) / "out", ConvertOptions(
                     target, input_specs=specs, timing_runs=1,
-                    target_options=argparse.Namespace(precision=precision)))
+                    target_options={"precision": precision}))
         except UnsupportedOpError as exc:
             cell.exported = "failed" if exc.target is None else "?"
             cell.first_failure = f"{exc.op} from {exc.source or '?'}: {exc.reason}"

@@ -60,6 +60,7 @@ def main() -> None:
     from edgeexport.exporter import parse_input_spec
     from edgeexport.exporter.aten import lower_program
     from edgeexport.pipeline import ConvertOptions, Timer, export_and_optimize
+    from edgeexport.target_options import CoremlOptions
 
     shape = tuple(int(d) for d in SHAPES[args.model].split(","))
     module = getattr(zoo, args.model)().eval()
@@ -90,10 +91,10 @@ def main() -> None:
             def run_ours() -> None:  # from the same ExportedProgram
                 model = lower_program(ep, ["x"], ["output"])
                 passes.optimize(model)
-                TARGET.emit(model, ours, argparse.Namespace(precision=precision))
+                TARGET.emit(model, ours, CoremlOptions(precision=precision))
 
             def emit_only() -> None:
-                TARGET.emit(result.model, ours, argparse.Namespace(precision=precision))
+                TARGET.emit(result.model, ours, CoremlOptions(precision=precision))
 
             t_ct = _median(run_ct, args.runs)
             t_ours = _median(run_ours, args.runs)

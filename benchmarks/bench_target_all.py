@@ -32,9 +32,9 @@ def convert(target: str, out: Path, calib: Path) -> tuple[float, float]:
     seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu0
     if r.returncode not in (0, 3):  # 3: converted, parity verdict not "passed" (still timed)
         raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
-    verdicts = json.loads(r.stdout)
+    verdicts = json.loads(r.stdout)["result"]  # the --json document (README "JSON output")
     verdicts = verdicts if isinstance(verdicts, list) else [verdicts]
-    print(f"  {target}: " + ", ".join(f"{d['report']['target']} {d['verdict']}" for d in verdicts),
+    print(f"  {target}: " + ", ".join(f"{d['target']} {d['verdict']}" for d in verdicts),
           file=sys.stderr)
     return seconds, cpu
 
@@ -61,6 +61,7 @@ def main() -> None:
         if sorted(targets) != sorted(profile.TARGET_MODULES):
             print(f"note: --target all converts {', '.join(profile.TARGET_MODULES)}")
         together = convert("all", Path(tmp) / "all", calib)
+        shared = json.loads((Path(tmp) / "all" / "report.json").read_text())["shared"]
     wall, cpu = sum(s[0] for s in separate.values()), sum(s[1] for s in separate.values())
     print(f"MobileNetV2 int8, {args.samples} calibration crops{'':8}wall s    CPU s")
     for t, (w, c) in separate.items():
@@ -68,6 +69,8 @@ def main() -> None:
     print(f"  {len(targets)} separate converts{'':22}{wall:7.1f}  {cpu:7.1f}")
     print(f"  convert --target all{'':25}{together[0]:7.1f}  {together[1]:7.1f}   "
           f"({wall / together[0]:.2f}x faster wall, {cpu / together[1]:.2f}x less CPU)")
+    print(f"  --target all quantized (calibrated) {shared['quantize_runs']} time(s)"
+          "; shared: " + ", ".join(f"{k} {v:.1f} s" for k, v in shared["timings_s"].items()))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from edgeexport import ir as eir
 from edgeexport.exporter import parse_input_spec
 from edgeexport.pipeline import ConvertOptions, Timer, export_and_optimize
 from edgeexport.runtimes import get
+from edgeexport.target_options import VulkanOptions
 from edgeexport.validate import error_stats
 
 SHAPES = {
@@ -45,7 +46,7 @@ def ours(onnx_path: Path, out: Path) -> tuple[Path, float]:
 
     t = time.perf_counter()
     model = eir.load(onnx_path)
-    art = load_target("vulkan").emit(model, out, argparse.Namespace(precision="fp16"))
+    art = load_target("vulkan").emit(model, out, VulkanOptions(precision="fp16"))
     return art.path, time.perf_counter() - t
 
 
