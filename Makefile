@@ -61,6 +61,10 @@ bench: install native
 	$(PY) benchmarks/bench_coreml.py
 	$(PY) benchmarks/bench_tflite.py
 	$(PY) benchmarks/bench_native.py
+	$(PY) benchmarks/bench_target_all.py
+	$(PY) benchmarks/opinfo_sweep.py
+	$(PY) benchmarks/opinfo_sweep.py --target rpi
+	$(PY) benchmarks/arch_sweep.py
 
 clean:
 	rm -rf out .pytest_cache
