@@ -209,3 +209,30 @@ def test_run_takes_a_bundle_folder(net: SmallNet, tmp_path) -> None:
     (tmp_path / "b" / "model.onnx").write_bytes(b"tampered")  # the manifest's hash is checked
     proc = _cli("run", str(tmp_path / "b"), "--input", f"image={tmp_path / 'x.npy'}")
     assert proc.returncode == 2 and "sha256" in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_target_all_on_the_command_line_lists_a_target_it_could_not_convert(tmp_path) -> None:
+    out = tmp_path / "all"
+    argv = ["convert", "tests.test_api:TopFive", "--allow-cwd-import", "--input-shape", "x=1,12",
+            "--target", "all", "-o", str(out)]
+    proc = _cli(*argv)
+    assert proc.returncode == 1, proc.stderr[-2000:]  # a conversion error, after the others
+    assert "vulkan" in proc.stdout and "not converted" in proc.stdout and "TopK" in proc.stdout
+    written = sorted(p.name for p in out.iterdir())
+    assert "vulkan" not in written and {"onnx", "nnapi", "report.json"} <= set(written), written
+    combined = json.loads((out / "report.json").read_text())
+    assert combined["targets"]["vulkan"]["verdict"] == "not converted"
+    assert all(t["verdict"] == "passed" for n, t in combined["targets"].items() if n != "vulkan")
+    doc = json.loads(_cli(*argv, "--force", "--json").stdout)
+    assert doc["exit_code"] == 1 and not doc["ok"]
+    by_target = {d["target"]: d for d in doc["result"]}
+    assert by_target["vulkan"]["verdict"] == "not converted" and by_target["onnx"]["ok"]
+
+
+def test_topk_values_only_on_tflite() -> None:
+    """TopK's indices unread (only the values are an output): the .tflite keeps both outputs of
+    the kept TOPK_V2 while it drops the dead CAST that read the indices."""
+    torch.manual_seed(0)
+    bundle = edgeexport.convert(TopFive().eval(), torch.randn(1, 12), target="nnapi")
+    assert bundle.passed, bundle.parity

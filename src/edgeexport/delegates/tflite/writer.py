@@ -165,7 +165,10 @@ class FlatModel:
             return set()
         dropped = {t for op, k in zip(self.operators, keep) if not k
                    for t in list(op.inputs) + list(op.outputs) if t >= 0}
-        dead = dropped - live - set(self.inputs)
+        # a kept operator's every output stays (TopK's unread indices that only a dropped CAST
+        # read), even though nothing live reads it
+        kept = {t for op, k in zip(self.operators, keep) if k for t in op.outputs}
+        dead = dropped - live - kept - set(self.inputs)
         names = {self.tensors[t].name for t in dead}
         new_index, tensors = {}, []
         for i, t in enumerate(self.tensors):
