@@ -171,6 +171,7 @@ def validate(out: Path, per_layer: bool = False, *, native: bool = False, emulat
     runner's with `native`), against the bundle's own tolerance and parity tensors:
     {ok, verdict, verdict_reason, parity, per_layer, warnings}."""
     from edgeexport import delegates
+    from edgeexport.progress import runtime_step
     from edgeexport.validate import Tolerance, check_runtime, decide_verdict
     from edgeexport.validate.bundle import load_parity_tensors, read_manifest, read_report
     from edgeexport.validate.manifest import errors as manifest_errors
@@ -187,12 +188,9 @@ def validate(out: Path, per_layer: bool = False, *, native: bool = False, emulat
     artifact = out / manifest["artifact"]
     probe(artifact, target.runtimes, samples)
     step = progress or (lambda stage, detail: None)
-    parity = []
-    for name in target.runtimes:
-        step("validate", name)
-        parity.append(check_runtime(
-            name, artifact, samples, expected, tolerance, emulation=emulation,
-            progress=lambda detail, name=name: step("validate", f"{name}: {detail}")).to_json())
+    parity = [check_runtime(name, artifact, samples, expected, tolerance, emulation=emulation,
+                            progress=runtime_step(step, name)).to_json()
+              for name in target.runtimes]
     if native:
         from edgeexport.runtimes import native as native_mod
 

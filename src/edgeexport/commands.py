@@ -36,21 +36,12 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "optimize": not args.no_optimize, "output_names": _output_names(args)}
 
 
-def _options(args: argparse.Namespace, target: str) -> Any:
+def _export_options(args: argparse.Namespace) -> Any:
+    """The model flags as the pipeline's options for `export` (no target work)."""
     from edgeexport.pipeline import ConvertOptions
 
-    return ConvertOptions(
-        target=target, input_specs=_input_specs(args), dynamic_batch=args.dynamic_batch,
-        trust_pickle=args.trust_pickle, allow_cwd_import=args.allow_cwd_import,
-        optimize=not args.no_optimize,
-        quantize=getattr(args, "quantize", None),
-        calibration_data=getattr(args, "calibration_data", None),
-        calibration_method=getattr(args, "calibration_method", None),
-        max_error=getattr(args, "max_error", None),
-        calibration_preprocess=getattr(args, "preprocess", None),
-        output_names=_output_names(args), target_options=args,
-        samples=getattr(args, "samples", None), labels=getattr(args, "labels", None),
-        force=getattr(args, "force", False), emulation=emulation_cap(args))
+    kw = _model_kwargs(args)
+    return ConvertOptions(target="onnx", input_specs=kw.pop("input_shapes"), **kw)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -64,7 +55,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     progress = StageProgress(not args.json, total=2)
     timer = Timer()
     try:
-        result, report = export_and_optimize(args.model, _options(args, "onnx"), timer, progress)
+        result, report = export_and_optimize(args.model, _export_options(args), timer, progress)
     finally:
         progress.close()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from edgeexport import ir as eir
 from edgeexport.delegates.base import Artifact, Coverage, ImageInput, Target
 from edgeexport.errors import ConversionError, EdgeExportError, UsageError
 from edgeexport.exporter import ExportResult, InputSpec, export
+from edgeexport.progress import runtime_step
 from edgeexport.validate import TOLERANCES, ParityResult, Tolerance, check_runtime, decide_verdict
 from edgeexport.validate import noise as noise_mod
 from edgeexport.validate.parity import EmulationCap
@@ -202,10 +203,11 @@ class Prepared:
 
 def prepare(model: Any, opts: ConvertOptions, targets: list[Target],
             progress: Progress = _noop,
-            exported: tuple[ExportResult, Timer] | None = None) -> Prepared:
-    """Export, optimize and quantize once (the part every target shares); every target's op
-    check runs before quantization and calibration (fail fast). `exported`: the export and
-    passes already done (with the timer that measured them)."""
+            exported: tuple[tuple[ExportResult, passes.PassReport], Timer] | None = None
+            ) -> Prepared:
+    """Export, optimize and quantize once (the part every target shares); each of `targets`
+    has its op check before quantization and calibration (fail fast). `exported`: the export
+    and passes already done (export_and_optimize's result, with the timer that measured it)."""
     if exported is None:
         timer = Timer()
         result, pass_report = export_and_optimize(model, opts, timer, progress)
@@ -277,8 +279,8 @@ def convert_all(model: Any, out: Path, targets: list[str], opts: ConvertOptions,
             refused[target.name] = NotConverted(target.name, exc)
     if len(refused) == len(targets):
         raise refused[targets[0]].error
-    prep = prepare(model, opts, [t for t in loaded if t.name not in refused], progress,
-                   exported=(exported, timer))
+    # (every target was checked above: one that refuses is reported, not raised)
+    prep = prepare(model, opts, [], progress, exported=(exported, timer))
     outcomes: dict[str, ConvertOutcome | NotConverted] = {}
     for name in targets:
         if name in refused:
@@ -372,8 +374,7 @@ def emit_target(prep: Prepared, out: Path, opts: ConvertOptions,
                 progress: Progress = _noop) -> ConvertOutcome:
     """One target's bundle from the shared IR. The target gets its own copy of the IR (an
     emitter or a layout pass may change the graph it is given) and its own typed options."""
-    out = Path(out)
-    bundle_mod.check_output_dir(out, opts.force)
+    out = Path(out)  # (checked by convert / convert_all before the export, and by staging)
     target = delegates.load_target(opts.target)
     from edgeexport import target_options
 
@@ -470,7 +471,8 @@ def guard_fp16(result: ExportResult, opts: ConvertOptions, target: Target, check
 def judge_by_noise_floor(result: ExportResult, checked: ParitySet, tolerance: Tolerance,
                          progress: Progress = _noop) -> tuple[Tolerance, dict[str, Any]]:
     """The tolerance runtimes are held to: max(fixed bound, k x the model's own float noise
-    floor, PyTorch float64 vs float32 on the parity inputs); written to the manifest as data,
+    floor, PyTorch float64 vs float32 on the parity inputs, vs float16 for an fp16 artifact:
+    noise.FLOOR_DTYPES); written to the manifest as data,
     so `validate` and the apps apply it with no new logic. Also report.json's `noise_floor`."""
     progress("validate", f"noise floor (PyTorch float64 vs "
                          f"{noise_mod.FLOOR_DTYPES.get(tolerance.name, 'float32')})")
@@ -479,11 +481,6 @@ def judge_by_noise_floor(result: ExportResult, checked: ParitySet, tolerance: To
                               checked.expected, tolerance.name)
     judged, warning = noise_mod.judge_with(tolerance, floor, TOLERANCES["fp32"])
     return judged, {"block": floor.to_json(judged), "warnings": [warning] if warning else []}
-
-
-def runtime_step(progress: Progress, runtime: str) -> Callable[[str], None]:
-    progress("validate", runtime)
-    return lambda detail: progress("validate", f"{runtime}: {detail}")
 
 
 def _clone(model: ir.Model) -> ir.Model:

@@ -22,6 +22,12 @@ def no_step(detail: str) -> None:
     """The Step of code run without a display."""
 
 
+def runtime_step(progress: Callable[[str, str], None], runtime: str) -> Step:
+    """Announce one runtime's parity run under "validate"; its sub-steps go under its name."""
+    progress("validate", runtime)
+    return lambda detail: progress("validate", f"{runtime}: {detail}")
+
+
 class StageProgress:
     """Callable as progress(stage, detail): a new stage moves the bar, the same stage again only
     changes the detail (sub-steps). A no-op unless enabled and stderr is a terminal.

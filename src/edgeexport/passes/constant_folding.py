@@ -48,21 +48,13 @@ def _fingerprint(model: ir.Model) -> tuple:
             tuple(sorted(model.graph.initializers)))
 
 
-_ATTRIBUTE_READERS = {
-    ir.AttributeType.INT: lambda a: int(a.as_int()),
-    ir.AttributeType.FLOAT: lambda a: float(a.as_float()),
-    ir.AttributeType.STRING: lambda a: a.as_string(),
-    ir.AttributeType.INTS: lambda a: [int(v) for v in a.as_ints()],
-    ir.AttributeType.FLOATS: lambda a: [float(v) for v in a.as_floats()],
-}
-
-
 def fold_with_kernels(graph: ir.Graph) -> int:
     """Fold the nodes onnxscript's folder left although every input is a constant: it evaluates
     with onnx.reference, which fails on some (onnx 1.23's GatherElements cannot gather [1, 8]
     indices from a [1, 512] table: HF BERT's token-type ids, after a torch.onnx export), and
     targets without the op then refuse a node that is only a constant. Returns how many."""
-    from edgeexport.runtimes.reference.kernels import KERNELS
+    from edgeexport.errors import EdgeExportError
+    from edgeexport.runtimes.reference.kernels import KERNELS, node_attributes
 
     folded = 0
     for node in list(graph):
@@ -71,11 +63,12 @@ def fold_with_kernels(graph: ir.Graph) -> int:
                 or node.op_type == "Constant" or not node.inputs
                 or any(v in graph.outputs for v in node.outputs)
                 or any(v is not None and v.const_value is None for v in node.inputs)
-                or any(a.type not in _ATTRIBUTE_READERS or a.is_ref()
-                       for a in node.attributes.values())
                 or any(v.const_value.size > INPUT_SIZE_LIMIT for v in node.inputs if v)):
             continue
-        attrs = {k: _ATTRIBUTE_READERS[a.type](a) for k, a in node.attributes.items()}
+        try:
+            attrs = node_attributes(node)
+        except EdgeExportError:  # an attribute the kernels do not read: the node stays
+            continue
         args = [None if v is None else v.const_value.numpy() for v in node.inputs]
         if kernel.why_not(attrs, args):
             continue

@@ -171,8 +171,9 @@ def judge_with(tolerance: Tolerance, floor: NoiseFloor, fp32: Tolerance) -> tupl
 def judge_fp16(tolerance: Tolerance, floor: NoiseFloor) -> tuple[Tolerance, str | None]:
     """An fp16 artifact's tolerance: cosine >= max(fixed, k^2 x PyTorch's own fp16 1 - cosine),
     never below FP16_LOWEST_COSINE; max_rel_err <= max(FP16_MIN_REL_ERR, k x its own); top-1
-    agreement excuses the classifier rows fp16 noise near-ties (untied_fraction). A warning when PyTorch's own fp16 output misses the fixed
-    bound: the model, not the artifact, is unstable in fp16 on these inputs."""
+    agreement excuses the classifier rows fp16 noise near-ties (untied_fraction). A warning
+    when PyTorch's own fp16 output misses the fixed bound: the model, not the artifact, is
+    unstable in fp16 on these inputs."""
     worst = floor.worst
     if worst is None:
         return tolerance, None
@@ -181,13 +182,11 @@ def judge_fp16(tolerance: Tolerance, floor: NoiseFloor) -> tuple[Tolerance, str 
         return tolerance, ("the model's own float16 output is not finite on the parity inputs "
                            "(PyTorch float16 overflows), so runtimes are judged against the "
                            "fixed fp16 bound; drop --precision fp16 to emit fp32")
-    judged = widen_to_noise(tolerance, worst, lowest_cosine=FP16_LOWEST_COSINE,
+    # with a floor measured, max_rel_err is judged too (see FP16_MIN_REL_ERR: not cosine alone)
+    fixed = (tolerance if tolerance.max_rel_err is not None
+             else replace(tolerance, max_rel_err=FP16_MIN_REL_ERR))
+    judged = widen_to_noise(fixed, worst, lowest_cosine=FP16_LOWEST_COSINE,
                             name="fp16 noise floor")
-    if judged.max_rel_err is None:  # (see FP16_MIN_REL_ERR: not cosine alone)
-        by_floor = float(f"{NOISE_K * worst.max_rel_err:.3g}")
-        judged = replace(judged, max_rel_err=max(FP16_MIN_REL_ERR, by_floor))
-        if by_floor > FP16_MIN_REL_ERR:
-            judged = replace(judged, bound="fp16 noise floor")
     tied = {k: f for k, (rank, f) in floor.top1_untied.items() if tolerance.judges_top1(rank)}
     top1 = tolerance.min_top1_agreement
     if top1 is not None and tied and min(tied.values()) < top1:

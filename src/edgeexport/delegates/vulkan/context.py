@@ -139,14 +139,20 @@ class EmitContext:
         self.blobs[value.name] = blob
         return blob
 
-    def memory_data(self, name: str, data: np.ndarray, ncnn_shape: tuple[int, ...]) -> str:
+    def memory_data(self, name: str, data: np.ndarray, ncnn_shape: tuple[int, ...],
+                    featmask: int | None = None) -> str:
+        """A MemoryData layer; `featmask` (ncnn param 31) keeps it off fp16 storage / Vulkan."""
         params = ncnn_shape_params(ncnn_shape or (1,))
+        if featmask is not None:
+            params[31] = featmask
         self.add("MemoryData", name, [], [name], params, [(data.astype(np.float32), False)])
         return name
 
-    def constant_blob(self, hint: str, data: np.ndarray, ncnn_shape: tuple[int, ...]) -> str:
+    def constant_blob(self, hint: str, data: np.ndarray, ncnn_shape: tuple[int, ...],
+                      featmask: int | None = None) -> str:
         """A MemoryData blob with the data viewed in a given ncnn shape (same element order)."""
-        return self.memory_data(self.unique(hint), data.reshape(ncnn_shape), ncnn_shape)
+        return self.memory_data(self.unique(hint), data.reshape(ncnn_shape), ncnn_shape,
+                                featmask)
 
     def define(self, value: ir.Value, name: str, kept: tuple[int, ...]) -> Blob:
         blob = Blob(name, tuple(kept), static_shape(value))

@@ -264,14 +264,18 @@ def _sdpa(ctx: Context, node: Any, q: Any, k: Any, v: Any, attn_mask: Any = None
 
 
 # -- reductions --------------------------------------------------------------------------------
+def _axes(dims: Any, rank: int) -> list[int]:
+    """A reduction's `dim` argument (None, [], one int or several) as sorted non-negative axes."""
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        return list(range(rank))
+    return sorted(_axis(int(d), rank) for d in ([dims] if isinstance(dims, int) else dims))
+
+
 def _reduce(ctx: Context, node: Any, op_type: str, x: Any, dims: Any, keepdim: bool) -> ir.Value:
     rank = ctx.rank(x)
     dtype = ctx.dtype(node)
     value = ctx.cast(ctx.value(x), dtype)
-    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
-        axes = list(range(rank))
-    else:
-        axes = sorted(_axis(int(d), rank) for d in ([dims] if isinstance(dims, int) else dims))
+    axes = _axes(dims, rank)
     if rank == 0:
         return ctx.op("Identity", [value], final=True)
     return ctx.op(op_type, [value, ctx.ints(axes)], {"keepdims": int(bool(keepdim))}, final=True)
@@ -313,9 +317,7 @@ def _vector_norm(ctx: Context, node: Any, x: Any, ord: Any = 2, dim: Any = None,
         raise NotLowerable(f"vector_norm with ord={ord}")
     dt = ctx.dtype(node)
     magnitude = ctx.op("Abs", [ctx.cast(ctx.value(x), dt)], shape=ctx.shape(x), dtype=dt)
-    rank = ctx.rank(x)
-    axes = (list(range(rank)) if dim is None or (isinstance(dim, (list, tuple)) and not dim)
-            else sorted(_axis(int(d), rank) for d in ([dim] if isinstance(dim, int) else dim)))
+    axes = _axes(dim, ctx.rank(x))
     kept = [1 if i in axes else n for i, n in enumerate(ctx.shape(x))]
     out_shape = kept if keepdim else [n for i, n in enumerate(ctx.shape(x)) if i not in axes]
     if p in (float("inf"), float("-inf")):

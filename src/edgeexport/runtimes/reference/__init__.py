@@ -24,7 +24,7 @@ from edgeexport import ir as eir
 from edgeexport.errors import ConversionError, EdgeExportError, UnsupportedOpError, UsageError
 from edgeexport.runtimes.base import Runtime, Session
 from edgeexport.runtimes.reference.kernels import (
-    KERNELS, Epilogue, Kernel, Prologue, Unsupported,
+    KERNELS, Epilogue, Kernel, Prologue, Unsupported, node_attributes,
 )
 from edgeexport.runtimes.reference.kernels._parallel import blas_limit
 
@@ -48,35 +48,6 @@ class _Step:
     @property
     def where(self) -> str:
         return self.node.name or f"<{self.node.op_type} producing {self.node.outputs[0].name}>"
-
-
-def node_attributes(node: ir.Node) -> dict[str, Any]:
-    """A node's attributes as the plain Python / numpy values kernels take (by name)."""
-    return {name: _attribute(attr, node) for name, attr in node.attributes.items()}
-
-
-def _attribute(attr: ir.Attr, node: ir.Node) -> Any:
-    kind = attr.type
-    if attr.is_ref():
-        raise ConversionError(f"node '{node.name}' ({node.op_type}): attribute {attr.name} refers "
-                              "to a function attribute; the reference runs only plain graphs")
-    if kind == ir.AttributeType.INT:
-        return int(attr.as_int())
-    if kind == ir.AttributeType.FLOAT:
-        return float(attr.as_float())
-    if kind == ir.AttributeType.STRING:
-        return attr.as_string()
-    if kind == ir.AttributeType.INTS:
-        return [int(v) for v in attr.as_ints()]
-    if kind == ir.AttributeType.FLOATS:
-        return [float(v) for v in attr.as_floats()]
-    if kind == ir.AttributeType.STRINGS:
-        return list(attr.as_strings())
-    if kind == ir.AttributeType.TENSOR:
-        return attr.as_tensor().numpy()
-    raise UnsupportedOpError(node.op_type, node.name,
-                             reason=f"attribute {attr.name} of type {kind.name} is not understood "
-                                    "by the reference runtime")
 
 
 def _declared_dtype(value: ir.Value) -> np.dtype | None:

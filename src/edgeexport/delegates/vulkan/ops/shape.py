@@ -353,20 +353,14 @@ def _grid_embedding(node: ir.Node, ctx: EmitContext, table: np.ndarray) -> None:
             {0: MUL, 1: 1, 2: 2.0 / rows, 31: _CPU_FP32})
     ctx.add("BinaryOp", f"{name}_gx", [scaled], [gx],
             {0: ADD, 1: 1, 2: 1.0 / rows - 1.0, 31: _CPU_FP32})
-    gy = _cpu_constant(ctx, name + "_gy", np.zeros((1, 1, n), np.float32))  # the one pixel row
+    # the one pixel row, and the table: kept on the CPU in float32 for the CPU-only GridSample
+    # (on the GPU they would be copied back at every run)
+    gy = ctx.constant_blob(name + "_gy", np.zeros((1, 1, n), np.float32), (1, 1, n), _CPU_FP32)
     ctx.add("Concat", f"{name}_grid", [gx, gy], [grid], {0: 0, 31: _CPU_FP32})
-    image = _cpu_constant(ctx, name + "_table", table.T.reshape(dim, 1, rows))
+    image = ctx.constant_blob(name + "_table", table.T, (dim, 1, rows), _CPU_FP32)
     # GridSample: 0 = nearest (2), 1 = border padding (2), 2 = align_corners 0, 3 = grid (2, h, w)
     ctx.add("GridSample", name, [image, grid], [picked], {0: 2, 1: 2, 2: 0, 3: 1})
     ctx.add("Reshape", f"{name}_cols", [picked], [flat_out], ncnn_shape_params((dim, n)))
     ctx.add("Permute", f"{name}_t", [flat_out], [out], {0: 1})  # (dim, n) -> (n, dim)
     ctx.reshaped_as(node.outputs[0], Blob(out, (0, 1), (n, int(dim))))
 
-
-def _cpu_constant(ctx: EmitContext, hint: str, data: np.ndarray) -> str:
-    """A MemoryData blob kept on the CPU in float32 for the CPU-only GridSample (on the GPU it
-    would be copied back at every run)."""
-    name = ctx.unique(hint)
-    ctx.add("MemoryData", name, [], [name], {**ncnn_shape_params(data.shape), 31: _CPU_FP32},
-            [(np.ascontiguousarray(data, np.float32), False)])
-    return name

@@ -21,8 +21,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import ml_dtypes
 import numpy as np
+import onnx_ir as ir
 
 from edgeexport import profile
+from edgeexport.errors import ConversionError, UnsupportedOpError
 
 # Dtype sets that claims are written in. STANDARD is what a kernel claims for a type variable it
 # does not mention: numpy's own types. Narrow types (bfloat16, float8, int4) are claimed explicitly.
@@ -57,6 +59,35 @@ Prologue = Callable[[np.ndarray, np.ndarray], object]
 Inplace = Callable[[Mapping[str, Any], Sequence["np.ndarray | None"]], "Prologue | None"]
 #: `takes_prologue(attributes, constant_inputs)`: whether the kernel applies a prologue for free.
 TakesPrologue = Callable[[Mapping[str, Any], Sequence["np.ndarray | None"]], bool]
+
+
+def node_attributes(node: ir.Node) -> dict[str, Any]:
+    """A node's attributes as the plain Python / numpy values kernels take (by name)."""
+    return {name: _attribute(attr, node) for name, attr in node.attributes.items()}
+
+
+def _attribute(attr: ir.Attr, node: ir.Node) -> Any:
+    kind = attr.type
+    if attr.is_ref():
+        raise ConversionError(f"node '{node.name}' ({node.op_type}): attribute {attr.name} refers "
+                              "to a function attribute; the reference runs only plain graphs")
+    if kind == ir.AttributeType.INT:
+        return int(attr.as_int())
+    if kind == ir.AttributeType.FLOAT:
+        return float(attr.as_float())
+    if kind == ir.AttributeType.STRING:
+        return attr.as_string()
+    if kind == ir.AttributeType.INTS:
+        return [int(v) for v in attr.as_ints()]
+    if kind == ir.AttributeType.FLOATS:
+        return [float(v) for v in attr.as_floats()]
+    if kind == ir.AttributeType.STRINGS:
+        return list(attr.as_strings())
+    if kind == ir.AttributeType.TENSOR:
+        return attr.as_tensor().numpy()
+    raise UnsupportedOpError(node.op_type, node.name,
+                             reason=f"attribute {attr.name} of type {kind.name} is not understood "
+                                    "by the reference runtime")
 
 
 class Unsupported(Exception):
